@@ -1,0 +1,63 @@
+"""Settings read from the environment (and `.env` in development), validated at start."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.engine import psycopg2_url
+
+EXAMPLE_JWT_SECRET = "change-me-to-a-long-random-secret-of-32-bytes-or-more"  # noqa: S105 (the value refused in production)
+MIN_JWT_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/tasks"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    jwt_secret: str = EXAMPLE_JWT_SECRET
+    jwt_issuer: str = "tasks-service"
+    jwt_audience: str = "tasks-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
+    session_ttl_seconds: int = Field(default=7 * 86_400, ge=1)
+    session_idle_timeout_seconds: int = Field(default=86_400, ge=1)
+    rate_limit: str = "100/minute"
+    login_rate_limit: str = "10/minute"
+    register_rate_limit: str = "20/hour"
+    trusted_proxies: str = ""
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    thread_pool_size: int = Field(default=40, ge=1, le=1000)
+    db_pool_size: int = Field(default=40, ge=1, le=1000)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("database_url")
+    @classmethod
+    def use_psycopg2_driver(cls, url: str) -> str:
+        return psycopg2_url(url)
+
+    @field_validator("log_level")
+    @classmethod
+    def known_log_level(cls, level: str) -> str:
+        level = level.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def strong_secret_in_production(self) -> "Settings":
+        if self.app_env == "production":
+            if self.jwt_secret == EXAMPLE_JWT_SECRET:
+                raise ValueError("JWT_SECRET is the example value; set a random secret")
+            if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+                raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

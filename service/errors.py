@@ -1,0 +1,46 @@
+"""Domain errors. Each carries its HTTP status; one handler renders them all."""
+
+from typing import ClassVar
+
+
+class DomainError(Exception):
+    status_code: ClassVar[int] = 400
+    detail: ClassVar[str] = "Bad request"
+    headers: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.detail)
+        if detail:
+            self.detail = detail  # type: ignore[misc]
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+    detail = "Not authenticated"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidCredentials(DomainError):
+    status_code = 401
+    detail = "Invalid email or password"
+
+
+class InvalidRefreshToken(DomainError):
+    status_code = 401
+    detail = "Invalid or expired refresh token"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    detail = "Not found"
+
+
+class EmailTaken(DomainError):
+    status_code = 409
+    detail = "An account with this email already exists"
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+    detail = "Service temporarily unavailable"
+    headers = {"Retry-After": "5"}

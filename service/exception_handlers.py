@@ -1,0 +1,69 @@
+"""Every error becomes JSON here, once: domain errors, routing errors, validation
+errors (with the submitted input stripped) and an unavailable Redis or PostgreSQL."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+
+from service.errors import DomainError
+from service.logging import get_logger
+
+log = get_logger("service")
+UNAVAILABLE_HEADERS = {"Retry-After": "5"}
+
+
+def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=content, headers=headers)
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return _json(exc.status_code, {"detail": exc.detail}, exc.headers or None)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return _json(exc.status_code, {"detail": exc.detail}, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # FastAPI's default echoes the submitted value (a password, say) in `input`.
+    errors = [
+        {key: value for key, value in error.items() if key not in ("input", "url")}
+        for error in exc.errors()
+    ]
+    return _json(422, {"detail": jsonable_encoder(errors)})
+
+
+async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+    log.error("redis_unavailable", error=type(exc).__name__)
+    return _json(503, {"detail": "Session store unavailable"}, UNAVAILABLE_HEADERS)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    connection_lost = isinstance(exc, OperationalError | PoolTimeoutError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    if not connection_lost:
+        raise exc
+    log.error("database_unavailable", error=type(exc).__name__)
+    return _json(503, {"detail": "Database unavailable"}, UNAVAILABLE_HEADERS)
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RedisError, _redis_down)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(PoolTimeoutError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_down)

@@ -1,0 +1,55 @@
+"""App factory: `create_app(settings)`; `app` is what uvicorn serves."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+from fastapi import FastAPI
+
+from service.config import Settings, get_settings
+from service.exception_handlers import register_exception_handlers
+from service.logging import configure_logging, get_logger
+from service.middleware import RequestContextMiddleware
+from service.routes import auth, health, sessions, tasks
+from service.runtime import Runtime
+
+log = get_logger("service")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
+    runtime = Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run in this pool; the DB and Redis pools are sized to match it.
+        to_thread.current_default_thread_limiter().total_tokens = settings.thread_pool_size
+        log.info("service_started", app_env=settings.app_env)
+        yield
+        runtime.close()
+        log.info("service_stopped")
+
+    app = FastAPI(
+        title="Tasks service",
+        version="1.0.0",
+        summary="Accounts, revocable server-side sessions and per-user tasks.",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.runtime = runtime
+    register_exception_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    for module in (auth, sessions, tasks, health):
+        app.include_router(module.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn service.main:app` builds the app on first access, so importing
+    # create_app (tests, scripts) does not build one from the environment.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,85 @@
+"""Pure ASGI middleware: request id, one access-log line per request, and a JSON 500
+for anything unexpected. No blocking I/O here: it runs on the event loop."""
+
+import json
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.logging import get_logger
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+access_log = get_logger("access")
+error_log = get_logger("service")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER and _SANE_REQUEST_ID.match(value):
+            return str(value.decode())
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        start = time.perf_counter()
+        request_id = _request_id(scope)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Dependencies run in worker threads, where contextvars do not flow back;
+        # they record who the caller is in the request state instead.
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        response_started = False
+        header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:  # noqa: BLE001 (the last resort: log it, answer JSON)
+            error_log.exception("unhandled_error")
+            if not response_started:
+                body = json.dumps(
+                    {"detail": "Internal server error", "request_id": request_id}
+                ).encode()
+                await send_with_request_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - start) * 1000, 2),
+                client_ip=scope["client"][0] if scope.get("client") else None,
+                user_id=state.get("user_id"),
+                session_id=state.get("session_id"),
+            )

@@ -1,0 +1,68 @@
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from service.deps import CurrentSession, RuntimeDep
+from service.schemas.auth import (
+    Credentials,
+    Message,
+    RefreshRequest,
+    TokenPair,
+    UserRead,
+)
+from service.schemas.common import error_responses
+from service.schemas.sessions import RevokedCount
+from service.services import accounts
+
+router = APIRouter(tags=["auth"])
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _client(request: Request) -> accounts.ClientInfo:
+    return accounts.ClientInfo(
+        ip=request.client.host if request.client else "",
+        user_agent=request.headers.get("user-agent", ""),
+    )
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserRead,
+    responses=error_responses(409, 413, 422, 429, 503),
+)
+def register(body: Credentials, runtime: RuntimeDep) -> Any:
+    return accounts.register(runtime, email=str(body.email), password=body.password)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=error_responses(401, 413, 422, 429, 503),
+)
+def login(body: Credentials, request: Request, response: Response, runtime: RuntimeDep) -> Any:
+    response.headers.update(NO_STORE)
+    return accounts.login(
+        runtime, email=str(body.email), password=body.password, client=_client(request)
+    )
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses=error_responses(401, 413, 422, 429, 503),
+)
+def refresh(body: RefreshRequest, response: Response, runtime: RuntimeDep) -> Any:
+    response.headers.update(NO_STORE)
+    return accounts.refresh(runtime, refresh_token=body.refresh_token)
+
+
+@router.post("/logout", response_model=Message, responses=error_responses(401, 429, 503))
+def logout(principal: CurrentSession) -> Any:
+    accounts.logout(principal.runtime, user_id=principal.user_id, session_id=principal.session_id)
+    return {"detail": "Logged out"}
+
+
+@router.post("/logout/all", response_model=RevokedCount, responses=error_responses(401, 429, 503))
+def logout_all(principal: CurrentSession) -> Any:
+    return {"revoked": accounts.logout_all(principal.runtime, user_id=principal.user_id)}

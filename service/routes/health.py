@@ -1,0 +1,48 @@
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.deps import RuntimeDep
+from service.logging import get_logger
+
+router = APIRouter(prefix="/health", tags=["health"])
+log = get_logger("health")
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    responses={503: {"description": "PostgreSQL or Redis does not answer"}},
+)
+def ready(runtime: RuntimeDep) -> Any:
+    checks = {
+        "postgresql": _check(runtime.database.ping),
+        "redis": _check(runtime.redis.ping),
+    }
+    failing = [name for name, ok in checks.items() if not ok]
+    body = {
+        "status": "unavailable" if failing else "ok",
+        "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()},
+    }
+    if failing:
+        body["detail"] = f"Unavailable: {', '.join(failing)}"
+        return JSONResponse(status_code=503, content=body)
+    return body
+
+
+def _check(ping: Any) -> bool:
+    try:
+        ping()
+    except Exception as error:  # noqa: BLE001 (any failure means "not ready")
+        log.warning(
+            "dependency_unavailable",
+            check=ping.__qualname__,
+            error=type(error).__name__,
+        )
+        return False
+    return True

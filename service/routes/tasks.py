@@ -1,0 +1,80 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from service.deps import CurrentSession
+from service.schemas.common import error_responses
+from service.schemas.tasks import (
+    TaskCreate,
+    TaskDeleted,
+    TaskPage,
+    TaskRead,
+    TaskStatus,
+    TaskUpdate,
+)
+from service.services import tasks
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+COMMON_ERRORS = (401, 422, 429, 503)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=TaskRead,
+    responses=error_responses(*COMMON_ERRORS, 413),
+)
+def create_task(body: TaskCreate, principal: CurrentSession, response: Response) -> Any:
+    task = tasks.create_task(principal.runtime.database, owner_id=principal.user_id, data=body)
+    response.headers["Location"] = f"/tasks/{task['id']}"
+    return task
+
+
+@router.get("", response_model=TaskPage, responses=error_responses(*COMMON_ERRORS))
+def list_tasks(
+    principal: CurrentSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    status: TaskStatus | None = None,
+) -> Any:
+    return tasks.list_tasks(
+        principal.runtime.database,
+        owner_id=principal.user_id,
+        status=status.value if status else None,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskRead,
+    responses=error_responses(*COMMON_ERRORS, 404),
+)
+def get_task(task_id: int, principal: CurrentSession) -> Any:
+    return tasks.get_task(principal.runtime.database, owner_id=principal.user_id, task_id=task_id)
+
+
+@router.put(
+    "/{task_id}",
+    response_model=TaskRead,
+    responses=error_responses(*COMMON_ERRORS, 404, 413),
+)
+def replace_task(task_id: int, body: TaskUpdate, principal: CurrentSession) -> Any:
+    return tasks.replace_task(
+        principal.runtime.database,
+        owner_id=principal.user_id,
+        task_id=task_id,
+        data=body,
+    )
+
+
+@router.delete(
+    "/{task_id}",
+    response_model=TaskDeleted,
+    responses=error_responses(*COMMON_ERRORS, 404),
+)
+def delete_task(task_id: int, principal: CurrentSession) -> Any:
+    return tasks.delete_task(
+        principal.runtime.database, owner_id=principal.user_id, task_id=task_id
+    )

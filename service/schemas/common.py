@@ -1,0 +1,50 @@
+"""Shared field types and error models (the latter document responses in OpenAPI)."""
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; reject it as input rather than fail on insert.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNulStr = Annotated[str, AfterValidator(_no_nul)]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[ValidationErrorItem]
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given error statuses."""
+    descriptions = {
+        401: "Missing, invalid or revoked credentials",
+        404: "Not found, or not the caller's",
+        409: "Conflict",
+        413: "Request body over 1 MiB",
+        422: "Malformed input",
+        429: "Rate limit exceeded",
+        503: "A dependency (PostgreSQL or Redis) is unavailable",
+    }
+    return {
+        status: {
+            "model": ValidationErrorResponse if status == 422 else ErrorResponse,
+            "description": descriptions[status],
+        }
+        for status in statuses
+    }

@@ -1,0 +1,82 @@
+"""Access tokens: HS256 JWTs issued and verified with joserfc."""
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+from joserfc.jwt import ClaimsOption
+
+ALGORITHM = "HS256"
+LEEWAY_SECONDS = 1
+
+
+class InvalidTokenError(Exception):
+    """The token is malformed, wrongly signed, of another algorithm, or its claims fail."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    session_id: str
+    jti: str
+    expires_at: int
+
+
+def new_jti() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class TokenCodec:
+    def __init__(self, *, secret: str, issuer: str, audience: str, ttl_seconds: int) -> None:
+        self._key = OctKey.import_key(secret.encode())
+        self._issuer = issuer
+        self._audience = audience
+        self.ttl_seconds = ttl_seconds
+        essential: ClaimsOption = {"essential": True}
+        self._claims_registry = jwt.JWTClaimsRegistry(
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp=essential,
+            iat=essential,
+            sub=essential,
+            sid=essential,
+            jti=essential,
+        )
+
+    def issue(self, *, user_id: int, session_id: str, jti: str) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": str(user_id),
+            "sid": session_id,
+            "jti": jti,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "iss": self._issuer,
+            "aud": self._audience,
+        }
+        return jwt.encode({"alg": ALGORITHM}, claims, self._key, algorithms=[ALGORITHM])
+
+    def verify(self, token: str) -> AccessClaims:
+        try:
+            decoded = jwt.decode(token, self._key, algorithms=[ALGORITHM])
+            if decoded.header.get("alg") != ALGORITHM:
+                raise InvalidTokenError("unexpected algorithm")
+            claims = decoded.claims
+            self._claims_registry.validate(claims)
+            user_id = int(claims["sub"])
+            session_id, jti, expires_at = (
+                claims["sid"],
+                claims["jti"],
+                int(claims["exp"]),
+            )
+        except InvalidTokenError:
+            raise
+        except (JoseError, ValueError, TypeError, KeyError) as error:
+            raise InvalidTokenError(type(error).__name__) from error
+        if not (isinstance(session_id, str) and isinstance(jti, str) and user_id > 0):
+            raise InvalidTokenError("malformed claims")
+        return AccessClaims(user_id=user_id, session_id=session_id, jti=jti, expires_at=expires_at)
