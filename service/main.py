@@ -35,11 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Accounts, revocable server-side sessions and per-user tasks.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.runtime = runtime
     register_exception_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (auth, sessions, tasks, health):
         app.include_router(module.router)
     return app

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: request id, one access-log line per request, and a JSON 500
-for anything unexpected. No blocking I/O here: it runs on the event loop."""
+"""Pure ASGI middleware: request id, request-body limit, one access-log line per request,
+and a JSON 500 for anything unexpected. No blocking I/O here: it runs on the event loop."""
 
 import json
 import re
@@ -7,6 +7,7 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.logging import get_logger
@@ -24,9 +25,24 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large() -> HTTPException:
+    return HTTPException(status_code=413, detail="Request body too large")
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,25 +69,31 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            # A chunked body is counted as it arrives; FastAPI re-raises an HTTPException
+            # from body reading, so the exception handlers answer a JSON 413.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _too_large()
+            return message
+
         try:
-            await self.app(scope, receive, send_with_request_id)
+            declared = _declared_length(scope)
+            if declared is not None and declared > self.max_body_bytes:
+                # Answer at once; the body is never read.
+                await self._send_json(send_with_request_id, 413, {"detail": _too_large().detail})
+            else:
+                await self.app(scope, receive_within_limit, send_with_request_id)
         except Exception:  # noqa: BLE001 (the last resort: log it, answer JSON)
             error_log.exception("unhandled_error")
             if not response_started:
-                body = json.dumps(
-                    {"detail": "Internal server error", "request_id": request_id}
-                ).encode()
-                await send_with_request_id(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                body = {"detail": "Internal server error", "request_id": request_id}
+                await self._send_json(send_with_request_id, 500, body)
         finally:
             access_log.info(
                 "request",
@@ -83,3 +105,13 @@ class RequestContextMiddleware:
                 user_id=state.get("user_id"),
                 session_id=state.get("session_id"),
             )
+
+    @staticmethod
+    async def _send_json(send: Send, status: int, content: dict[str, str]) -> None:
+        body = json.dumps(content).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

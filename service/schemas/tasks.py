@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.schemas.common import NoNulStr
 
@@ -13,14 +13,16 @@ class TaskStatus(StrEnum):
     done = "done"
 
 
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
 class TaskWrite(BaseModel):
     """Body of POST and PUT: a full task. Unknown fields (id, owner, timestamps) are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
-    title: Annotated[
-        NoNulStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-    ]
+    title: Annotated[NoNulStr, Field(min_length=1, max_length=200), BeforeValidator(_strip)]
     description: Annotated[NoNulStr, Field(max_length=10_000)] | None = None
     status: TaskStatus = TaskStatus.todo
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The whole test command: creates .venv if missing, installs the requirements, then runs
+# ruff (lint + format check), mypy and pytest against the real PostgreSQL and Redis.
+# TEST_DATABASE_URL is an *admin* connection: the suite creates and drops its own database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/postgres}"
+export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha
+wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "==> installing requirements"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+  echo "$wanted" > "$stamp"
+fi
+
+services_answer() {
+  .venv/bin/python - <<'PY'
+import os, sys
+import redis, sqlalchemy
+from db.engine import psycopg2_url
+try:
+    engine = sqlalchemy.create_engine(psycopg2_url(os.environ["TEST_DATABASE_URL"]),
+                                      connect_args={"connect_timeout": 3})
+    with engine.connect():
+        pass
+    redis.Redis.from_url(os.environ["TEST_REDIS_URL"], socket_connect_timeout=3).ping()
+except Exception as error:
+    print(f"    not reachable: {type(error).__name__}: {error}".splitlines()[0])
+    sys.exit(1)
+PY
+}
+
+if ! services_answer; then
+  if docker info >/dev/null 2>&1; then
+    echo "==> starting PostgreSQL and Redis with docker compose"
+    docker compose up -d --wait db redis
+  else
+    echo "PostgreSQL or Redis is not reachable at TEST_DATABASE_URL / TEST_REDIS_URL," >&2
+    echo "and no Docker engine runs to start them." >&2
+    exit 1
+  fi
+fi
+
+echo "==> ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "==> mypy"
+.venv/bin/mypy .
+echo "==> pytest"
+.venv/bin/pytest "$@"

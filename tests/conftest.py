@@ -1,0 +1,111 @@
+"""Test infrastructure: a throwaway PostgreSQL database (migrated with Alembic), a
+dedicated Redis db index, and live uvicorn servers configured through the environment."""
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from db.engine import psycopg2_url
+from tests.support.api import Api
+from tests.support.live_server import ROOT, LiveServer
+
+ADMIN_DATABASE_URL = psycopg2_url(
+    os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def _admin_engine():  # type: ignore[no-untyped-def]
+    return create_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    name = f"tasks_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = _admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url, "upgrade", "head")
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def migrate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    # A dedicated db index: flushing it touches nothing else on the server.
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def base_env(database_url: str, redis_url: str) -> dict[str, str]:
+    return {
+        "APP_ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+        # Generous budgets: only the rate-limit tests run with small ones.
+        "RATE_LIMIT": "100000/minute",
+        "LOGIN_RATE_LIMIT": "100000/minute",
+        "REGISTER_RATE_LIMIT": "100000/hour",
+    }
+
+
+StartServer = Callable[..., LiveServer]
+
+
+@pytest.fixture(scope="session")
+def start_server(
+    base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartServer]:
+    """Start a live server with extra environment; stopped at the end of the session."""
+    servers: list[LiveServer] = []
+
+    def start(*, workers: int = 1, **env: str) -> LiveServer:
+        log_path = Path(tmp_path_factory.mktemp("server")) / "server.log"
+        server = LiveServer({**base_env, **env}, workers=workers, log_path=log_path)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(start_server: StartServer) -> LiveServer:
+    return start_server()
+
+
+@pytest.fixture
+def api(server: LiveServer) -> Api:
+    return Api(server.url)

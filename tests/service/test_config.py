@@ -1,0 +1,52 @@
+"""Settings come from the environment and are checked at start."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.config import EXAMPLE_JWT_SECRET, Settings
+from tests.support.live_server import ROOT
+
+STRONG_SECRET = "s" * 48
+
+
+@pytest.mark.parametrize("secret", [EXAMPLE_JWT_SECRET, "too-short", ""])
+def test_production_refuses_a_weak_or_example_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        Settings(app_env="production", jwt_secret=secret)
+
+
+def test_production_accepts_a_strong_secret() -> None:
+    assert Settings(app_env="production", jwt_secret=STRONG_SECRET).jwt_secret == STRONG_SECRET
+
+
+def test_bare_postgresql_urls_are_given_the_psycopg2_driver() -> None:
+    settings = Settings(database_url="postgresql://u@h:5432/d")
+    assert settings.database_url == "postgresql+psycopg2://u@h:5432/d"
+
+
+def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCESS_TOKEN_TTL_SECONDS", "60")
+    monkeypatch.setenv("LOG_FORMAT", "console")
+    settings = Settings()
+    assert settings.access_token_ttl_seconds == 60
+    assert settings.log_format == "console"
+
+
+def test_the_service_refuses_to_start_in_production_without_a_secret(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"}
+    env["APP_ENV"] = "production"
+    result = subprocess.run(
+        [sys.executable, "-c", "from service.main import app"],
+        cwd=tmp_path,  # away from any .env in the repository root
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "JWT_SECRET" in result.stderr

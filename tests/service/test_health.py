@@ -1,0 +1,74 @@
+"""Health endpoints, and failing closed when Redis or PostgreSQL does not answer."""
+
+import pytest
+
+from tests.conftest import StartServer
+from tests.support.api import Api
+from tests.support.live_server import free_port
+
+
+def test_live_answers_without_dependencies(api: Api) -> None:
+    response = api.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_when_postgresql_and_redis_answer(api: Api) -> None:
+    response = api.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"postgresql": "ok", "redis": "ok"}
+
+
+@pytest.fixture(scope="module")
+def redis_down(start_server: StartServer) -> Api:
+    return Api(start_server(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0").url)
+
+
+@pytest.fixture(scope="module")
+def postgres_down(start_server: StartServer) -> Api:
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nothing"
+    return Api(start_server(DATABASE_URL=url).url)
+
+
+def test_ready_names_redis_when_it_is_down(redis_down: Api) -> None:
+    response = redis_down.get("/health/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"] == {"postgresql": "ok", "redis": "unavailable"}
+    assert "redis" in body["detail"]
+
+
+def test_authenticated_requests_fail_closed_when_redis_is_down(api: Api, redis_down: Api) -> None:
+    tokens = api.new_user()  # a valid token, issued while Redis was up
+    for method, path in (("GET", "/tasks"), ("POST", "/logout"), ("GET", "/sessions")):
+        response = redis_down.request(method, path, headers=tokens.headers)
+        assert response.status_code == 503, (method, path)
+        assert response.json() == {"detail": "Session store unavailable"}
+
+
+def test_login_fails_closed_when_redis_is_down(api: Api, redis_down: Api) -> None:
+    email = api.register()
+    response = redis_down.post("/login", json={"email": email, "password": "correct horse battery"})
+    assert response.status_code == 503
+    assert "access_token" not in response.text
+
+
+def test_ready_names_postgresql_when_it_is_down(postgres_down: Api) -> None:
+    response = postgres_down.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"postgresql": "unavailable", "redis": "ok"}
+    assert "postgresql" in response.json()["detail"]
+
+
+def test_register_and_tasks_answer_503_when_postgresql_is_down(
+    api: Api, postgres_down: Api
+) -> None:
+    tokens = api.new_user()
+    response = postgres_down.post(
+        "/register", json={"email": "x@example.com", "password": "long enough"}
+    )
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Database unavailable"}
+    response = postgres_down.get("/tasks", headers=tokens.headers)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Database unavailable"}
