@@ -1,6 +1,7 @@
 """Every response is JSON with a request id, errors included."""
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -53,7 +54,7 @@ def test_body_over_one_mebibyte_is_413(api: Api) -> None:
 
 
 def test_chunked_body_over_one_mebibyte_is_413(api: Api) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield b'{"email": "a@example.com", "password": "'
         for _ in range(130):
             yield b"p" * 8192
