@@ -3,6 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
+from limits import parse
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +40,15 @@ class Settings(BaseSettings):
     @classmethod
     def use_psycopg2_driver(cls, url: str) -> str:
         return psycopg2_url(url)
+
+    @field_validator("rate_limit", "login_rate_limit", "register_rate_limit")
+    @classmethod
+    def parsable_rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as error:
+            raise ValueError(f"not a rate limit like '100/minute': {value!r}") from error
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -8,10 +8,12 @@ class DomainError(Exception):
     detail: ClassVar[str] = "Bad request"
     headers: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(detail or self.detail)
         if detail:
             self.detail = detail  # type: ignore[misc]
+        if headers:
+            self.headers = {**self.headers, **headers}  # type: ignore[misc]
 
 
 class NotAuthenticated(DomainError):
@@ -38,6 +40,11 @@ class NotFound(DomainError):
 class EmailTaken(DomainError):
     status_code = 409
     detail = "An account with this email already exists"
+
+
+class RateLimited(DomainError):
+    status_code = 429
+    detail = "Rate limit exceeded; retry later"
 
 
 class ServiceUnavailable(DomainError):

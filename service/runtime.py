@@ -8,6 +8,7 @@ from redis.retry import Retry
 
 from db.engine import Database, make_engine
 from service.config import Settings
+from service.ratelimit import RateLimits
 from sessions.passwords import PasswordHasher
 from sessions.store import SessionStore
 from sessions.tokens import TokenCodec
@@ -21,6 +22,7 @@ class Runtime:
     sessions: SessionStore
     tokens: TokenCodec
     passwords: PasswordHasher
+    limits: RateLimits
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
@@ -42,6 +44,13 @@ class Runtime:
                 ttl_seconds=settings.access_token_ttl_seconds,
             ),
             passwords=PasswordHasher(concurrency=settings.password_hash_concurrency),
+            limits=RateLimits(
+                redis_client,
+                redis_url=settings.redis_url,
+                budget=settings.rate_limit,
+                login=settings.login_rate_limit,
+                register=settings.register_rate_limit,
+            ),
         )
 
     def close(self) -> None:

@@ -12,9 +12,16 @@ class PasswordHasher:
     Hashes and verifies passwords; at most `concurrency` at once in this process,
     so a login storm queues instead of exhausting memory and CPU."""
 
-    def __init__(self, *, concurrency: int, memory_cost: int = 19_456, time_cost: int = 2) -> None:
-        hasher = Argon2Hasher(memory_cost=memory_cost, time_cost=time_cost, parallelism=1)
-        self._hasher = PasswordHash((hasher,))
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        memory_cost: int = 19_456,
+        time_cost: int = 2,
+        backend: PasswordHash | None = None,
+    ) -> None:
+        argon2 = Argon2Hasher(memory_cost=memory_cost, time_cost=time_cost, parallelism=1)
+        self._hasher = backend or PasswordHash((argon2,))
         self._slots = threading.BoundedSemaphore(concurrency)
         # Unknown emails are verified against this, so they cost as much as known ones.
         self._dummy_hash = self._hasher.hash("dummy password for timing equalisation")

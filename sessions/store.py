@@ -175,14 +175,22 @@ class SessionStore:
 
     def authenticate(self, *, user_id: int, session_id: str, jti: str) -> bool:
         """True when the session is live and its current access token is `jti`."""
+        return self.is_live(self.queue_authenticate(self._redis, user_id, session_id, jti))
+
+    def queue_authenticate(self, client: Any, user_id: int, session_id: str, jti: str) -> Any:
+        """Run the check on `client`; on a pipeline it joins the batch and its result is
+        read from `execute()`. Pass that result to `is_live`."""
         args: list[str | float] = [
             jti,
             time.time(),
             self.idle_timeout_seconds,
             self.touch_interval_seconds,
         ]
-        live = self._authenticate(keys=[session_key(user_id, session_id)], args=args)
-        return bool(live == 1)
+        return self._authenticate(keys=[session_key(user_id, session_id)], args=args, client=client)
+
+    @staticmethod
+    def is_live(result: Any) -> bool:
+        return bool(result == 1)
 
     def rotate(self, token: RefreshToken, *, new_jti: str) -> tuple[RotationResult, RefreshToken]:
         """Swap the session's refresh token and access `jti` for new ones.

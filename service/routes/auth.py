@@ -2,7 +2,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from service.deps import CurrentSession, RuntimeDep
+from service.deps import (
+    CurrentSession,
+    PublicBudget,
+    RegisterBudget,
+    client_ip,
+    enforce_login_limit,
+)
 from service.schemas.auth import (
     Credentials,
     Message,
@@ -20,7 +26,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 def _client(request: Request) -> accounts.ClientInfo:
     return accounts.ClientInfo(
-        ip=request.client.host if request.client else "",
+        ip=client_ip(request),
         user_agent=request.headers.get("user-agent", ""),
     )
 
@@ -31,7 +37,7 @@ def _client(request: Request) -> accounts.ClientInfo:
     response_model=UserRead,
     responses=error_responses(409, 413, 422, 429, 503),
 )
-def register(body: Credentials, runtime: RuntimeDep) -> Any:
+def register(body: Credentials, runtime: RegisterBudget) -> Any:
     return accounts.register(runtime, email=str(body.email), password=body.password)
 
 
@@ -40,8 +46,9 @@ def register(body: Credentials, runtime: RuntimeDep) -> Any:
     response_model=TokenPair,
     responses=error_responses(401, 413, 422, 429, 503),
 )
-def login(body: Credentials, request: Request, response: Response, runtime: RuntimeDep) -> Any:
+def login(body: Credentials, request: Request, response: Response, runtime: PublicBudget) -> Any:
     response.headers.update(NO_STORE)
+    enforce_login_limit(runtime, request, response, str(body.email))
     return accounts.login(
         runtime, email=str(body.email), password=body.password, client=_client(request)
     )
@@ -52,7 +59,7 @@ def login(body: Credentials, request: Request, response: Response, runtime: Runt
     response_model=TokenPair,
     responses=error_responses(401, 413, 422, 429, 503),
 )
-def refresh(body: RefreshRequest, response: Response, runtime: RuntimeDep) -> Any:
+def refresh(body: RefreshRequest, response: Response, runtime: PublicBudget) -> Any:
     response.headers.update(NO_STORE)
     return accounts.refresh(runtime, refresh_token=body.refresh_token)
 
