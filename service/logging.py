@@ -6,7 +6,7 @@ stdlib loggers (uvicorn, SQLAlchemy, alembic) are routed through the same proces
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -29,7 +29,10 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def configure_logging(*, level: str = "INFO", log_format: str = "json") -> None:
+def configure_logging(
+    *, level: str = "INFO", log_format: str = "json", stream: TextIO | None = None
+) -> None:
+    stream = stream or sys.stdout
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -45,7 +48,7 @@ def configure_logging(*, level: str = "INFO", log_format: str = "json") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
 
@@ -56,7 +59,7 @@ def configure_logging(*, level: str = "INFO", log_format: str = "json") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]

@@ -1,0 +1,168 @@
+"""Admin CLI for sessions. Talks to Redis and PostgreSQL directly (no HTTP); run it where
+the service's environment is set, e.g. `docker compose exec api python -m scripts.sessions`.
+
+  list [--user EMAIL] [--json]   live sessions, newest first (a table, or a JSON array)
+  kill SESSION_ID...             revoke sessions; exit 1 naming any id not found
+  kill --user EMAIL              revoke every session of one user
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from db import repositories as repo
+from db.engine import Database, make_engine
+from service.config import Settings
+from service.logging import configure_logging, get_logger
+from service.runtime import make_redis
+from sessions.store import SessionInfo, SessionStore
+
+audit = get_logger("audit")
+COLUMNS = ("id", "user_id", "email", "created_at", "last_seen_at", "expires_at", "ip", "user_agent")
+
+
+class CliError(Exception):
+    pass
+
+
+class Admin:
+    def __init__(self, settings: Settings) -> None:
+        self.database = Database(make_engine(settings.database_url, pool_size=1))
+        self.redis = make_redis(settings.redis_url, max_connections=4)
+        self.store = SessionStore(
+            self.redis,
+            session_ttl_seconds=settings.session_ttl_seconds,
+            idle_timeout_seconds=settings.session_idle_timeout_seconds,
+        )
+
+    def user_id(self, email: str) -> int:
+        with self.database.transaction() as db:
+            user_id = repo.get_user_id_by_email(db, email=email)
+        if user_id is None:
+            raise CliError(f"no user with email {email}")
+        return user_id
+
+    def sessions(self, email: str | None) -> list[dict[str, Any]]:
+        infos = (
+            self.store.list_for_user(self.user_id(email)) if email else list(self.store.iter_all())
+        )
+        infos.sort(key=lambda info: info.created_at, reverse=True)
+        with self.database.transaction() as db:
+            emails = repo.get_users_by_ids(db, user_ids=sorted({i.user_id for i in infos}))
+        return [_row(info, emails.get(info.user_id, "")) for info in infos]
+
+    def kill(self, session_ids: Sequence[str]) -> list[str]:
+        """Revoke the sessions found; return the ids that were not."""
+        missing = []
+        for session_id in session_ids:
+            info = self.store.find(session_id)
+            if info is None or not self.store.revoke(user_id=info.user_id, session_id=session_id):
+                missing.append(session_id)
+                continue
+            audit.info(
+                "session_revoked", reason="admin_kill", user_id=info.user_id, session_id=session_id
+            )
+        return missing
+
+    def kill_user(self, email: str) -> int:
+        user_id = self.user_id(email)
+        revoked = self.store.revoke_all(user_id=user_id)
+        audit.info("session_revoked", reason="admin_kill", user_id=user_id, count=revoked)
+        return revoked
+
+    def close(self) -> None:
+        self.database.dispose()
+        self.redis.close()
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
+
+
+def _row(info: SessionInfo, email: str) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "user_id": info.user_id,
+        "email": email,
+        "created_at": _iso(info.created_at),
+        "last_seen_at": _iso(info.last_seen_at),
+        "expires_at": _iso(info.expires_at),
+        "ip": info.ip,
+        "user_agent": info.user_agent,
+    }
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no live sessions"
+    cells = [[str(row[column]) for column in COLUMNS] for row in rows]
+    headers = [column.upper() for column in COLUMNS]
+    widths = [max(len(value) for value in column) for column in zip(headers, *cells, strict=True)]
+    lines = [headers, *cells]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.sessions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Revocation takes effect on the next request, on every worker and replica. "
+        "Settings come from the same environment variables as the service "
+        "(DATABASE_URL, REDIS_URL, SESSION_*).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    list_parser = commands.add_parser("list", help="list live sessions, newest first")
+    list_parser.add_argument("--user", metavar="EMAIL", help="only this user's sessions")
+    list_parser.add_argument("--json", action="store_true", help="print a JSON array")
+    kill_parser = commands.add_parser(
+        "kill", help="revoke sessions by id, or every session of a user"
+    )
+    kill_parser.add_argument(
+        "session_ids", nargs="*", metavar="SESSION_ID", help="ids as `list` shows them"
+    )
+    kill_parser.add_argument("--user", metavar="EMAIL", help="revoke all of this user's sessions")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "kill" and bool(args.session_ids) == bool(args.user):
+        parser.error("kill takes SESSION_ID... or --user EMAIL (one of them)")
+    settings = Settings()
+    # Logs (audit events) go to stderr; stdout carries the command's output.
+    configure_logging(level=settings.log_level, log_format=settings.log_format, stream=sys.stderr)
+    admin = Admin(settings)
+    try:
+        return _run(admin, args)
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        admin.close()
+
+
+def _run(admin: Admin, args: argparse.Namespace) -> int:
+    if args.command == "list":
+        rows = admin.sessions(args.user)
+        print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+        return 0
+    if args.user:
+        print(f"revoked {admin.kill_user(args.user)} session(s) of {args.user}")
+        return 0
+    missing = admin.kill(args.session_ids)
+    print(f"revoked {len(args.session_ids) - len(missing)} session(s)")
+    if missing:
+        print(f"error: not found: {' '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The admin CLI, run as a subprocess against the test database and Redis."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from tests.support.api import Api
+from tests.support.live_server import ROOT
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(base_env: dict[str, str]) -> Cli:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scripts.sessions", *args],
+            cwd=ROOT,
+            env={**os.environ, **base_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run
+
+
+def _session_id(api: Api, headers: dict[str, str]) -> str:
+    items = api.get("/sessions", headers=headers).json()["items"]
+    return str(next(item["id"] for item in items if item["current"]))
+
+
+def test_help_documents_every_command(cli: Cli) -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for text in ("list", "kill", "--user", "--json", "SESSION_ID"):
+        assert text in result.stdout
+
+
+def test_list_shows_a_new_login(api: Api, cli: Cli) -> None:
+    email = api.register()
+    tokens = api.login(email, headers={"User-Agent": "cli-test-agent"})
+    session_id = _session_id(api, tokens.headers)
+
+    table = cli("list")
+    assert table.returncode == 0, table.stderr
+    assert "EMAIL" in table.stdout.splitlines()[0]
+    line = next(line for line in table.stdout.splitlines() if session_id in line)
+    assert email in line
+    assert "cli-test-agent" in line
+    assert tokens.access_token not in table.stdout
+
+    rows = json.loads(cli("list", "--user", email.upper(), "--json").stdout)
+    assert [row["id"] for row in rows] == [session_id]
+    assert rows[0]["email"] == email
+    assert set(rows[0]) == {
+        "id", "user_id", "email", "created_at", "last_seen_at", "expires_at", "ip", "user_agent",
+    }  # fmt: skip
+
+
+def test_list_is_newest_first(api: Api, cli: Cli) -> None:
+    email = api.register()
+    older, newer = api.login(email), api.login(email)
+    rows = json.loads(cli("list", "--user", email, "--json").stdout)
+    assert [row["id"] for row in rows] == [
+        _session_id(api, newer.headers),
+        _session_id(api, older.headers),
+    ]
+    everyone = json.loads(cli("list", "--json").stdout)
+    created = [row["created_at"] for row in everyone]
+    assert created == sorted(created, reverse=True)
+
+
+def test_kill_revokes_a_session_on_the_next_request(api: Api, cli: Cli) -> None:
+    email = api.register()
+    victim, survivor = api.login(email), api.login(email)
+    result = cli("kill", _session_id(api, victim.headers))
+    assert result.returncode == 0, result.stderr
+    assert api.get("/tasks", headers=victim.headers).status_code == 401
+    assert api.get("/tasks", headers=survivor.headers).status_code == 200
+    assert '"admin_kill"' in result.stderr  # the audit event
+
+
+def test_kill_exits_1_naming_ids_it_did_not_find(api: Api, cli: Cli) -> None:
+    tokens = api.new_user()
+    real = _session_id(api, tokens.headers)
+    result = cli("kill", real, "no-such-session", "another-missing")
+    assert result.returncode == 1
+    assert "no-such-session" in result.stderr
+    assert "another-missing" in result.stderr
+    assert api.get("/tasks", headers=tokens.headers).status_code == 401
+
+
+def test_kill_user_spares_other_users(api: Api, cli: Cli) -> None:
+    email = api.register()
+    sessions = [api.login(email) for _ in range(2)]
+    bystander = api.new_user()
+    result = cli("kill", "--user", email)
+    assert result.returncode == 0, result.stderr
+    assert "revoked 2" in result.stdout
+    for tokens in sessions:
+        assert api.get("/tasks", headers=tokens.headers).status_code == 401
+    assert api.get("/tasks", headers=bystander.headers).status_code == 200
+
+
+def test_unknown_user_is_an_error(cli: Cli) -> None:
+    result = cli("kill", "--user", "nobody@example.com")
+    assert result.returncode == 1
+    assert "nobody@example.com" in result.stderr
+    assert cli("kill").returncode == 2  # neither ids nor --user

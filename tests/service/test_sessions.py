@@ -1,0 +1,201 @@
+"""Refresh rotation with reuse detection, timeouts, and self-service session management."""
+
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.conftest import StartServer
+from tests.support.api import Api, Tokens
+
+
+def _refresh(api: Api, refresh_token: str) -> Tokens | int:
+    response = api.post("/refresh", json={"refresh_token": refresh_token})
+    if response.status_code != 200:
+        assert response.headers["content-type"] == "application/json"
+        return response.status_code
+    body = response.json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert response.headers["cache-control"] == "no-store"
+    return Tokens(body["access_token"], body["refresh_token"])
+
+
+def test_refresh_token_is_opaque_and_long(api: Api) -> None:
+    tokens = api.new_user()
+    secret = tokens.refresh_token.rsplit(".", 1)[1]
+    assert len(secret) >= 43  # 32 random bytes, base64url
+    assert tokens.refresh_token.count(".") == 2  # not a JWT
+
+
+def test_refresh_rotates_the_pair_and_kills_the_old_one(api: Api) -> None:
+    old = api.new_user()
+    new = _refresh(api, old.refresh_token)
+    assert isinstance(new, Tokens)
+    assert new.access_token != old.access_token
+    assert new.refresh_token != old.refresh_token
+    assert api.get("/tasks", headers=new.headers).status_code == 200
+    assert api.get("/tasks", headers=old.headers).status_code == 401
+
+
+def test_refresh_keeps_the_same_session(api: Api) -> None:
+    old = api.new_user()
+    before = api.get("/sessions", headers=old.headers).json()["items"]
+    new = _refresh(api, old.refresh_token)
+    assert isinstance(new, Tokens)
+    after = api.get("/sessions", headers=new.headers).json()["items"]
+    assert [s["id"] for s in before] == [s["id"] for s in after]
+
+
+def test_replaying_a_spent_refresh_token_revokes_the_whole_session(api: Api) -> None:
+    first = api.new_user()
+    second = _refresh(api, first.refresh_token)
+    assert isinstance(second, Tokens)
+    third = _refresh(api, second.refresh_token)
+    assert isinstance(third, Tokens)
+    # A thief replays the first (long spent) refresh token.
+    assert _refresh(api, first.refresh_token) == 401
+    # The legitimate holder's newest pair is dead too.
+    assert api.get("/tasks", headers=third.headers).status_code == 401
+    assert _refresh(api, third.refresh_token) == 401
+
+
+def test_replay_revocation_is_an_audit_warning(start_server: StartServer) -> None:
+    server = start_server()
+    api = Api(server.url)
+    first = api.new_user()
+    assert isinstance(_refresh(api, first.refresh_token), Tokens)
+    assert _refresh(api, first.refresh_token) == 401
+    lines = [line for line in server.logs().splitlines() if '"refresh_reuse"' in line]
+    assert len(lines) == 1
+    assert '"level": "warning"' in lines[0]
+    assert first.refresh_token.rsplit(".", 1)[1] not in server.logs()
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "garbage", "1.2", "1.nosuchsession.secret", "x.y.z", "1..secret"],
+)
+def test_unknown_refresh_tokens_are_401(api: Api, token: str) -> None:
+    response = api.post("/refresh", json={"refresh_token": token})
+    assert response.status_code in (401, 422)
+    if token:
+        assert response.status_code == 401
+
+
+def test_a_guessed_secret_for_a_known_session_does_not_revoke_it(api: Api) -> None:
+    tokens = api.new_user()
+    user_id, session_id, _ = tokens.refresh_token.split(".")
+    forged = f"{user_id}.{session_id}.{'A' * 43}"
+    assert _refresh(api, forged) == 401
+    assert api.get("/tasks", headers=tokens.headers).status_code == 200
+    assert isinstance(_refresh(api, tokens.refresh_token), Tokens)
+
+
+def test_logout_also_kills_the_refresh_token(api: Api) -> None:
+    tokens = api.new_user()
+    assert api.post("/logout", headers=tokens.headers).status_code == 200
+    assert _refresh(api, tokens.refresh_token) == 401
+
+
+def test_sessions_lists_live_sessions_and_marks_the_current_one(api: Api) -> None:
+    email = api.register()
+    first = api.login(email, headers={"User-Agent": "first-device/1.0"})
+    second = api.login(email, headers={"User-Agent": "second-device/2.0"})
+    response = api.get("/sessions", headers=second.headers)
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert len(items) == 2
+    assert [item["user_agent"] for item in items] == ["second-device/2.0", "first-device/1.0"]
+    assert [item["current"] for item in items] == [True, False]
+    for item in items:
+        assert set(item) == {
+            "id", "created_at", "last_seen_at", "expires_at", "ip", "user_agent", "current",
+        }  # fmt: skip
+        assert item["ip"] == "127.0.0.1"
+        created = datetime.fromisoformat(item["created_at"])
+        expires = datetime.fromisoformat(item["expires_at"])
+        # Unused, a session ends at the idle timeout (1 day) before its absolute end.
+        assert timedelta(hours=23) < expires - created <= timedelta(days=1, seconds=5)
+    text = response.text
+    for secret in (first.access_token, first.refresh_token, second.refresh_token):
+        assert secret not in text
+    assert first.refresh_token.rsplit(".", 1)[1] not in text
+
+
+def test_revoking_another_session_kills_only_it(api: Api) -> None:
+    email = api.register()
+    keep, kill = api.login(email), api.login(email)
+    kill_id = next(
+        s["id"] for s in api.get("/sessions", headers=kill.headers).json()["items"] if s["current"]
+    )
+    response = api.delete(f"/sessions/{kill_id}", headers=keep.headers)
+    assert response.status_code == 200
+    assert response.json() == {"id": kill_id, "revoked": True}
+    assert api.get("/tasks", headers=kill.headers).status_code == 401
+    assert _refresh(api, kill.refresh_token) == 401
+    assert api.get("/tasks", headers=keep.headers).status_code == 200
+    assert api.delete(f"/sessions/{kill_id}", headers=keep.headers).status_code == 404
+
+
+def test_another_users_session_id_is_404_and_stays_live(api: Api) -> None:
+    mine, theirs = api.new_user(), api.new_user()
+    their_id = api.get("/sessions", headers=theirs.headers).json()["items"][0]["id"]
+    response = api.delete(f"/sessions/{their_id}", headers=mine.headers)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Session not found"}
+    assert api.get("/tasks", headers=theirs.headers).status_code == 200
+
+
+def test_logout_all_kills_every_session_of_the_user_only(api: Api) -> None:
+    email = api.register()
+    sessions = [api.login(email) for _ in range(3)]
+    bystander = api.new_user()
+    response = api.post("/logout/all", headers=sessions[0].headers)
+    assert response.status_code == 200
+    assert response.json() == {"revoked": 3}
+    for tokens in sessions:
+        assert api.get("/tasks", headers=tokens.headers).status_code == 401
+        assert _refresh(api, tokens.refresh_token) == 401
+    assert api.get("/tasks", headers=bystander.headers).status_code == 200
+
+
+def test_expired_access_token_is_renewed_by_refresh(start_server: StartServer) -> None:
+    api = Api(start_server(ACCESS_TOKEN_TTL_SECONDS="1").url)
+    tokens = api.new_user()
+    time.sleep(2.2)
+    assert api.get("/tasks", headers=tokens.headers).status_code == 401
+    renewed = _refresh(api, tokens.refresh_token)
+    assert isinstance(renewed, Tokens)
+    assert api.get("/tasks", headers=renewed.headers).status_code == 200
+
+
+def test_idle_sessions_die_while_active_ones_live_until_their_absolute_end(
+    start_server: StartServer,
+) -> None:
+    api = Api(start_server(SESSION_IDLE_TIMEOUT_SECONDS="2", SESSION_TTL_SECONDS="5").url)
+    email = api.register()
+    idle, active = api.login(email), api.login(email)
+    start = time.monotonic()
+    while time.monotonic() - start < 3:
+        assert api.get("/tasks", headers=active.headers).status_code == 200
+        time.sleep(0.3)
+    assert api.get("/tasks", headers=idle.headers).status_code == 401
+    assert _refresh(api, idle.refresh_token) == 401
+    # Activity does not stretch a session past its absolute end (5 s after login).
+    while time.monotonic() - start < 4.5:
+        assert api.get("/tasks", headers=active.headers).status_code == 200
+        time.sleep(0.3)
+    time.sleep(max(0.0, 5.3 - (time.monotonic() - start)))
+    assert api.get("/tasks", headers=active.headers).status_code == 401
+    assert _refresh(api, active.refresh_token) == 401
+
+
+def test_refresh_counts_as_activity(start_server: StartServer) -> None:
+    api = Api(start_server(SESSION_IDLE_TIMEOUT_SECONDS="2").url)
+    tokens = api.new_user()
+    for _ in range(4):
+        time.sleep(1.0)
+        renewed = _refresh(api, tokens.refresh_token)
+        assert isinstance(renewed, Tokens)
+        tokens = renewed
+    assert api.get("/tasks", headers=tokens.headers).status_code == 200
