@@ -42,7 +42,7 @@ PY
 if ! services_answer; then
   if docker info >/dev/null 2>&1; then
     echo "==> starting PostgreSQL and Redis with docker compose"
-    docker compose up -d --wait db redis
+    docker compose -f docker-compose.yml -f docker-compose.test.yml up -d --wait db redis
   else
     echo "PostgreSQL or Redis is not reachable at TEST_DATABASE_URL / TEST_REDIS_URL," >&2
     echo "and no Docker engine runs to start them." >&2

