@@ -1,6 +1,6 @@
 """Measure argon2id hash and verify time with the service's parameters on this machine.
 
-    python -m scripts.hash_time [--rounds 20]
+python -m scripts.hash_time [--rounds 20]
 """
 
 import argparse
