@@ -4,44 +4,25 @@ dedicated Redis db index, and live uvicorn servers configured through the enviro
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
-from db.engine import psycopg2_url
 from tests.support.api import Api
+from tests.support.databases import throwaway_database
 from tests.support.live_server import ROOT, LiveServer
 
-ADMIN_DATABASE_URL = psycopg2_url(
-    os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-)
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
-def _admin_engine() -> Engine:
-    return create_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT")
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    name = f"tasks_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = _admin_engine()
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_database() as url:
         migrate(url, "upgrade", "head")
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def migrate(url: str, *args: str) -> subprocess.CompletedProcess[str]:

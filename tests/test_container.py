@@ -14,8 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.config import EXAMPLE_JWT_SECRET, Settings
-from tests.conftest import ADMIN_DATABASE_URL
+from tests.support.databases import throwaway_database
 from tests.support.live_server import ROOT, free_port
 
 ENTRYPOINT = ROOT / "scripts" / "entrypoint.sh"
@@ -330,20 +328,6 @@ def test_docker_compose_accepts_the_files() -> None:
 # ---------------------------------------------------------------- the entrypoint, for real
 
 
-@contextmanager
-def new_database() -> Iterator[str]:
-    name = f"tasks_container_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def has_table(url: str, name: str) -> bool:
     engine = create_engine(url)
     try:
@@ -451,7 +435,7 @@ def test_entrypoint_migrates_serves_and_stops_gracefully(
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "entrypoint.log"
     check = [sys.executable, "-c", healthcheck_code()]  # the image's HEALTHCHECK command
-    with new_database() as database_url, open(log_path, "wb") as log:
+    with throwaway_database("tasks_container") as database_url, open(log_path, "wb") as log:
         assert not has_table(database_url, "alembic_version")
         process = subprocess.Popen(
             [str(ENTRYPOINT)],
@@ -523,7 +507,7 @@ def test_concurrent_migrations_of_a_new_database_both_succeed() -> None:
         " AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1"
         " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ).bindparams(high=lock_id >> 32, low=lock_id & 0xFFFFFFFF)
-    with new_database() as database_url:
+    with throwaway_database("tasks_container") as database_url:
         engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
         env = {**os.environ, "DATABASE_URL": database_url}
         with engine.connect() as holder:

@@ -1,27 +1,18 @@
 """Alembic migrates a fresh database up and all the way back down."""
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, inspect
 
-from tests.conftest import ADMIN_DATABASE_URL, migrate
+from tests.conftest import migrate
+from tests.support.databases import throwaway_database
 
 
 @pytest.fixture
 def empty_database() -> Iterator[str]:
-    name = f"tasks_migrations_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("tasks_migrations") as url:
+        yield url
 
 
 def test_upgrade_creates_the_schema_and_downgrade_removes_it(empty_database: str) -> None:
