@@ -1,10 +1,9 @@
-"""Engine and transactions. Takes plain values; knows nothing of the web layer."""
+"""Engine and units of work. Takes plain values; knows nothing of the web layer."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, create_engine, text
 
 
 def psycopg2_url(url: str) -> str:
@@ -28,24 +27,25 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: int = 3) -> E
 
 
 class Database:
-    """One engine and its sessions; `transaction()` is the unit of work."""
+    """One engine; `statement()` is the unit of work. Every request runs single statements
+    (INSERT/UPDATE/DELETE ... RETURNING, or a SELECT), each atomic on its own; the unique
+    index on lower(email) keeps registration correct without a wider transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Each statement is its own transaction: no BEGIN and COMMIT round trips around
+        # a single SELECT, INSERT ... RETURNING or UPDATE ... RETURNING.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """Commit when the block ends normally, roll back when it raises.
-
-        The commit happens before the caller builds its response, so a failed
-        commit can never hide behind a success status.
-        """
-        with self._sessions() as session, session.begin():
-            yield session
+    def statement(self) -> Iterator[Connection]:
+        """A connection in autocommit mode. What a statement changed is committed when it
+        returns, so the caller's response can never claim a change that was lost."""
+        with self._autocommit.connect() as connection:
+            yield connection
 
     def ping(self) -> None:
-        with self.engine.connect() as connection:
+        with self.statement() as connection:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:

@@ -39,7 +39,7 @@ class Admin:
         )
 
     def user_id(self, email: str) -> int:
-        with self.database.transaction() as db:
+        with self.database.statement() as db:
             user_id = repo.get_user_id_by_email(db, email=email)
         if user_id is None:
             raise CliError(f"no user with email {email}")
@@ -50,7 +50,7 @@ class Admin:
             self.store.list_for_user(self.user_id(email)) if email else list(self.store.iter_all())
         )
         infos.sort(key=lambda info: info.created_at, reverse=True)
-        with self.database.transaction() as db:
+        with self.database.statement() as db:
             emails = repo.get_users_by_ids(db, user_ids=sorted({i.user_id for i in infos}))
         return [_row(info, emails.get(info.user_id, "")) for info in infos]
 

@@ -8,7 +8,7 @@ and checks that the session is live and holds the token's `jti`.
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request, Response, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import NotAuthenticated, RateLimited
@@ -34,13 +34,14 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def enforce_limit(response: Response, state: LimitState) -> None:
-    """Refuse with 429 when over the limit; else report the tightest limit in the headers."""
+def enforce_limit(request: Request, state: LimitState) -> None:
+    """Refuse with 429 when over the limit. The tightest limit seen is kept in the request
+    state; the middleware turns it into X-RateLimit-* headers on whatever the answer is."""
+    shown: LimitState | None = getattr(request.state, "rate_limit", None)
+    if shown is None or not state.allowed or state.remaining < shown.remaining:
+        request.state.rate_limit = state
     if not state.allowed:
-        raise RateLimited(headers=state.headers())
-    shown = response.headers.get("X-RateLimit-Remaining")
-    if shown is None or state.remaining < int(shown):
-        response.headers.update(state.headers())
+        raise RateLimited(headers={"Retry-After": state.retry_after()})
 
 
 def _verified_claims(
@@ -59,7 +60,7 @@ def _budget_key(request: Request, claims: AccessClaims | None) -> str:
     return f"user:{claims.user_id}" if claims else f"ip:{client_ip(request)}"
 
 
-def authenticate(request: Request, response: Response, credentials: Bearer) -> Principal:
+def authenticate(request: Request, credentials: Bearer) -> Principal:
     runtime: Runtime = request.app.state.runtime
     claims = _verified_claims(runtime, credentials)
     limits = runtime.limits
@@ -69,27 +70,25 @@ def authenticate(request: Request, response: Response, credentials: Bearer) -> P
         if claims is not None:
             runtime.sessions.queue_authenticate(pipe, claims.user_id, claims.session_id, claims.jti)
         results = pipe.execute()
-    budget = limits.state(limits.budget, results[0])
-    enforce_limit(response, budget)
+    enforce_limit(request, limits.state(limits.budget, results[0]))
     if claims is None:
-        detail = "Invalid or expired token" if credentials else None
-        raise NotAuthenticated(detail, headers=budget.headers())
+        raise NotAuthenticated("Invalid or expired token" if credentials else None)
     if not runtime.sessions.is_live(results[1]):
-        raise NotAuthenticated("Session expired or revoked", headers=budget.headers())
+        raise NotAuthenticated("Session expired or revoked")
     request.state.user_id = claims.user_id
     request.state.session_id = claims.session_id
     return Principal(user_id=claims.user_id, session_id=claims.session_id, runtime=runtime)
 
 
-def public_budget(request: Request, response: Response, credentials: Bearer) -> Runtime:
+def public_budget(request: Request, credentials: Bearer) -> Runtime:
     """The per-client budget on routes that need no token."""
     runtime: Runtime = request.app.state.runtime
     claims = _verified_claims(runtime, credentials)
-    enforce_limit(response, runtime.limits.hit(runtime.limits.budget, _budget_key(request, claims)))
+    enforce_limit(request, runtime.limits.hit(runtime.limits.budget, _budget_key(request, claims)))
     return runtime
 
 
-def register_budget(request: Request, response: Response, credentials: Bearer) -> Runtime:
+def register_budget(request: Request, credentials: Bearer) -> Runtime:
     """The per-client budget plus the per-IP registration limit, in one round trip."""
     runtime: Runtime = request.app.state.runtime
     limits = runtime.limits
@@ -98,16 +97,16 @@ def register_budget(request: Request, response: Response, credentials: Bearer) -
         limits.queue_hit(pipe, limits.budget, _budget_key(request, claims))
         limits.queue_hit(pipe, limits.register, f"ip:{client_ip(request)}")
         budget, register = pipe.execute()
-    enforce_limit(response, limits.state(limits.budget, budget))
-    enforce_limit(response, limits.state(limits.register, register))
+    enforce_limit(request, limits.state(limits.budget, budget))
+    enforce_limit(request, limits.state(limits.register, register))
     return runtime
 
 
-def enforce_login_limit(runtime: Runtime, request: Request, response: Response, email: str) -> None:
+def enforce_login_limit(runtime: Runtime, request: Request, email: str) -> None:
     """Password guessing: a limit per client IP and submitted email, checked before any
     database query or password hash. The email needs the body, so routes call this."""
     state = runtime.limits.hit(runtime.limits.login, f"ip:{client_ip(request)}", email.lower())
-    enforce_limit(response, state)
+    enforce_limit(request, state)
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -3,8 +3,8 @@ and a JSON 500 for anything unexpected. No blocking I/O here: it runs on the eve
 
 import json
 import re
+import secrets
 import time
-import uuid
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -22,7 +22,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER and _SANE_REQUEST_ID.match(value):
             return str(value.decode())
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -66,7 +66,11 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), header]
+                headers = [*message.get("headers", []), header]
+                limit = state.get("rate_limit")  # set by the rate-limit dependencies
+                if limit is not None:
+                    headers += limit.headers()
+                message["headers"] = headers
             await send(message)
 
         received = 0

@@ -46,16 +46,17 @@ class LimitState:
     def remaining(self) -> int:
         return max(0, self.limit - self.hits)
 
-    def headers(self) -> dict[str, str]:
-        headers = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            # Epoch seconds when the window resets, as GitHub and SlowAPI send it.
-            "X-RateLimit-Reset": str(math.ceil(time.time() + self.reset_in_seconds)),
-        }
-        if not self.allowed:
-            headers["Retry-After"] = str(max(1, math.ceil(self.reset_in_seconds)))
-        return headers
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """X-RateLimit-* as raw ASGI headers; Reset in epoch seconds, as GitHub sends it."""
+        reset = math.ceil(time.time() + self.reset_in_seconds)
+        return [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(reset).encode()),
+        ]
+
+    def retry_after(self) -> str:
+        return str(max(1, math.ceil(self.reset_in_seconds)))
 
 
 class RateLimits:

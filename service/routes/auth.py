@@ -1,5 +1,3 @@
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from service.deps import (
@@ -9,6 +7,7 @@ from service.deps import (
     client_ip,
     enforce_login_limit,
 )
+from service.responses import json_response
 from service.schemas.auth import (
     Credentials,
     Message,
@@ -37,8 +36,9 @@ def _client(request: Request) -> accounts.ClientInfo:
     response_model=UserRead,
     responses=error_responses(409, 413, 422, 429, 503),
 )
-def register(body: Credentials, runtime: RegisterBudget) -> Any:
-    return accounts.register(runtime, email=str(body.email), password=body.password)
+def register(body: Credentials, runtime: RegisterBudget) -> Response:
+    user = accounts.register(runtime, email=str(body.email), password=body.password)
+    return json_response(user, status_code=201)
 
 
 @router.post(
@@ -46,12 +46,12 @@ def register(body: Credentials, runtime: RegisterBudget) -> Any:
     response_model=TokenPair,
     responses=error_responses(401, 413, 422, 429, 503),
 )
-def login(body: Credentials, request: Request, response: Response, runtime: PublicBudget) -> Any:
-    response.headers.update(NO_STORE)
-    enforce_login_limit(runtime, request, response, str(body.email))
-    return accounts.login(
+def login(body: Credentials, request: Request, runtime: PublicBudget) -> Response:
+    enforce_login_limit(runtime, request, str(body.email))
+    tokens = accounts.login(
         runtime, email=str(body.email), password=body.password, client=_client(request)
     )
+    return json_response(tokens, headers=NO_STORE)
 
 
 @router.post(
@@ -59,17 +59,18 @@ def login(body: Credentials, request: Request, response: Response, runtime: Publ
     response_model=TokenPair,
     responses=error_responses(401, 413, 422, 429, 503),
 )
-def refresh(body: RefreshRequest, response: Response, runtime: PublicBudget) -> Any:
-    response.headers.update(NO_STORE)
-    return accounts.refresh(runtime, refresh_token=body.refresh_token)
+def refresh(body: RefreshRequest, runtime: PublicBudget) -> Response:
+    tokens = accounts.refresh(runtime, refresh_token=body.refresh_token)
+    return json_response(tokens, headers=NO_STORE)
 
 
 @router.post("/logout", response_model=Message, responses=error_responses(401, 429, 503))
-def logout(principal: CurrentSession) -> Any:
+def logout(principal: CurrentSession) -> Response:
     accounts.logout(principal.runtime, user_id=principal.user_id, session_id=principal.session_id)
-    return {"detail": "Logged out"}
+    return json_response({"detail": "Logged out"})
 
 
 @router.post("/logout/all", response_model=RevokedCount, responses=error_responses(401, 429, 503))
-def logout_all(principal: CurrentSession) -> Any:
-    return {"revoked": accounts.logout_all(principal.runtime, user_id=principal.user_id)}
+def logout_all(principal: CurrentSession) -> Response:
+    revoked = accounts.logout_all(principal.runtime, user_id=principal.user_id)
+    return json_response({"revoked": revoked})

@@ -1,8 +1,9 @@
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from service.deps import CurrentSession
+from service.responses import json_response
 from service.schemas.common import error_responses
 from service.schemas.sessions import SessionList, SessionRevoked
 from service.services import accounts
@@ -12,13 +13,13 @@ SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 
 
 @router.get("", response_model=SessionList, responses=error_responses(401, 429, 503))
-def list_sessions(principal: CurrentSession) -> Any:
+def list_sessions(principal: CurrentSession) -> Response:
     items = accounts.list_sessions(
         principal.runtime,
         user_id=principal.user_id,
         current_session_id=principal.session_id,
     )
-    return {"items": items}
+    return json_response({"items": items})
 
 
 @router.delete(
@@ -26,6 +27,6 @@ def list_sessions(principal: CurrentSession) -> Any:
     response_model=SessionRevoked,
     responses=error_responses(401, 404, 422, 429, 503),
 )
-def revoke_session(session_id: SessionId, principal: CurrentSession) -> Any:
+def revoke_session(session_id: SessionId, principal: CurrentSession) -> Response:
     accounts.revoke_session(principal.runtime, user_id=principal.user_id, session_id=session_id)
-    return {"id": session_id, "revoked": True}
+    return json_response({"id": session_id, "revoked": True})

@@ -1,8 +1,9 @@
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from service.deps import CurrentSession
+from service.responses import json_response
 from service.schemas.common import error_responses
 from service.schemas.tasks import (
     TaskCreate,
@@ -19,15 +20,11 @@ COMMON_ERRORS = (401, 422, 429, 503)
 
 
 @router.post(
-    "",
-    status_code=201,
-    response_model=TaskRead,
-    responses=error_responses(*COMMON_ERRORS, 413),
+    "", status_code=201, response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 413)
 )
-def create_task(body: TaskCreate, principal: CurrentSession, response: Response) -> Any:
+def create_task(body: TaskCreate, principal: CurrentSession) -> Response:
     task = tasks.create_task(principal.runtime.database, owner_id=principal.user_id, data=body)
-    response.headers["Location"] = f"/tasks/{task['id']}"
-    return task
+    return json_response(task, status_code=201, headers={"Location": f"/tasks/{task['id']}"})
 
 
 @router.get("", response_model=TaskPage, responses=error_responses(*COMMON_ERRORS))
@@ -36,45 +33,38 @@ def list_tasks(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     status: TaskStatus | None = None,
-) -> Any:
-    return tasks.list_tasks(
+) -> Response:
+    page = tasks.list_tasks(
         principal.runtime.database,
         owner_id=principal.user_id,
         status=status.value if status else None,
         limit=limit,
         offset=offset,
     )
+    return json_response(page)
 
 
-@router.get(
-    "/{task_id}",
-    response_model=TaskRead,
-    responses=error_responses(*COMMON_ERRORS, 404),
-)
-def get_task(task_id: int, principal: CurrentSession) -> Any:
-    return tasks.get_task(principal.runtime.database, owner_id=principal.user_id, task_id=task_id)
+@router.get("/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404))
+def get_task(task_id: int, principal: CurrentSession) -> Response:
+    task = tasks.get_task(principal.runtime.database, owner_id=principal.user_id, task_id=task_id)
+    return json_response(task)
 
 
 @router.put(
-    "/{task_id}",
-    response_model=TaskRead,
-    responses=error_responses(*COMMON_ERRORS, 404, 413),
+    "/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404, 413)
 )
-def replace_task(task_id: int, body: TaskUpdate, principal: CurrentSession) -> Any:
-    return tasks.replace_task(
-        principal.runtime.database,
-        owner_id=principal.user_id,
-        task_id=task_id,
-        data=body,
+def replace_task(task_id: int, body: TaskUpdate, principal: CurrentSession) -> Response:
+    task = tasks.replace_task(
+        principal.runtime.database, owner_id=principal.user_id, task_id=task_id, data=body
     )
+    return json_response(task)
 
 
 @router.delete(
-    "/{task_id}",
-    response_model=TaskDeleted,
-    responses=error_responses(*COMMON_ERRORS, 404),
+    "/{task_id}", response_model=TaskDeleted, responses=error_responses(*COMMON_ERRORS, 404)
 )
-def delete_task(task_id: int, principal: CurrentSession) -> Any:
-    return tasks.delete_task(
+def delete_task(task_id: int, principal: CurrentSession) -> Response:
+    result = tasks.delete_task(
         principal.runtime.database, owner_id=principal.user_id, task_id=task_id
     )
+    return json_response(result)

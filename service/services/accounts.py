@@ -22,13 +22,13 @@ class ClientInfo:
 
 def register(runtime: Runtime, *, email: str, password: str) -> dict[str, Any]:
     database = runtime.database
-    with database.transaction() as db:
+    with database.statement() as db:
         if repo.get_user_id_by_email(db, email=email) is not None:
             raise EmailTaken()
     # Hash outside any transaction: a connection is not held for the ~50 ms it takes.
     password_hash = runtime.passwords.hash(password)
     try:
-        with database.transaction() as db:
+        with database.statement() as db:
             user = repo.create_user(db, email=email, password_hash=password_hash)
     except repo.DuplicateEmailError:
         raise EmailTaken() from None
@@ -37,7 +37,7 @@ def register(runtime: Runtime, *, email: str, password: str) -> dict[str, Any]:
 
 
 def login(runtime: Runtime, *, email: str, password: str, client: ClientInfo) -> dict[str, Any]:
-    with runtime.database.transaction() as db:
+    with runtime.database.statement() as db:
         user = repo.get_user_credentials(db, email=email)
     # Unknown emails are verified against a dummy hash: same work, same answer.
     matches, new_hash = runtime.passwords.verify(password, user["password_hash"] if user else None)
@@ -49,7 +49,7 @@ def login(runtime: Runtime, *, email: str, password: str, client: ClientInfo) ->
         )
         raise InvalidCredentials()
     if new_hash is not None:
-        with runtime.database.transaction() as db:
+        with runtime.database.statement() as db:
             repo.update_password_hash(db, user_id=user["id"], password_hash=new_hash)
 
     jti = new_jti()

@@ -20,12 +20,12 @@ def _fields(data: TaskWrite) -> dict[str, Any]:
 
 
 def create_task(database: Database, *, owner_id: int, data: TaskWrite) -> Task:
-    with database.transaction() as db:
+    with database.statement() as db:
         return repo.create_task(db, owner_id=owner_id, fields=_fields(data))
 
 
 def get_task(database: Database, *, owner_id: int, task_id: int) -> Task:
-    with database.transaction() as db:
+    with database.statement() as db:
         task = repo.get_task(db, owner_id=owner_id, task_id=task_id)
     if task is None:
         raise NotFound("Task not found")
@@ -35,7 +35,7 @@ def get_task(database: Database, *, owner_id: int, task_id: int) -> Task:
 def list_tasks(
     database: Database, *, owner_id: int, status: str | None, limit: int, offset: int
 ) -> dict[str, Any]:
-    with database.transaction() as db:
+    with database.statement() as db:
         items, total = repo.list_tasks(
             db, owner_id=owner_id, status=status, limit=limit, offset=offset
         )
@@ -43,7 +43,7 @@ def list_tasks(
 
 
 def replace_task(database: Database, *, owner_id: int, task_id: int, data: TaskWrite) -> Task:
-    with database.transaction() as db:
+    with database.statement() as db:
         task = repo.replace_task(db, owner_id=owner_id, task_id=task_id, fields=_fields(data))
     if task is None:
         raise NotFound("Task not found")
@@ -51,7 +51,7 @@ def replace_task(database: Database, *, owner_id: int, task_id: int, data: TaskW
 
 
 def delete_task(database: Database, *, owner_id: int, task_id: int) -> dict[str, Any]:
-    with database.transaction() as db:
+    with database.statement() as db:
         deleted = repo.delete_task(db, owner_id=owner_id, task_id=task_id)
     if not deleted:
         raise NotFound("Task not found")

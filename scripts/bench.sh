@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Benchmark a running server with wrk: bounded (fixed duration and connections), loopback.
+#
+#   BASE_URL=http://127.0.0.1:8000 ./scripts/bench.sh
+#
+# The server must run with budgets the benchmark cannot exhaust, for example:
+#   RATE_LIMIT=10000000/minute LOGIN_RATE_LIMIT=10000000/minute \
+#   REGISTER_RATE_LIMIT=10000000/hour \
+#   .venv/bin/uvicorn service.main:app --workers 2 --no-proxy-headers
+#
+# It prepares its own users, sessions and tasks through the API, starts the floor app
+# (scripts/bench/floor.py: a trivial `def` endpoint) with the same uvicorn settings, runs
+# every scenario and prints one table. Settings: DURATION (10s), CONNECTIONS (64),
+# THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (2000), SCENARIOS (a
+# comma-separated subset, e.g. "get,list"). Exit status 1 if any request failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BASE_URL="${BASE_URL:-http://127.0.0.1:8000}"
+WORKERS="${WORKERS:-2}"
+FLOOR_PORT="${FLOOR_PORT:-8099}"
+PY=.venv/bin/python
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
+[ -x "$PY" ] || { echo "run ./scripts/test.sh once first to create .venv" >&2; exit 2; }
+
+case "$BASE_URL" in
+  http://127.*|http://localhost*|http://\[::1\]*) ;;
+  *) echo "BASE_URL must be a loopback address" >&2; exit 2 ;;
+esac
+
+data=$(mktemp -d)
+floor_pid=""
+cleanup() {
+  [ -n "$floor_pid" ] && kill "$floor_pid" 2>/dev/null && wait "$floor_pid" 2>/dev/null
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+.venv/bin/uvicorn scripts.bench.floor:app --host 127.0.0.1 --port "$FLOOR_PORT" \
+  --workers "$WORKERS" --no-proxy-headers --log-level warning &
+floor_pid=$!
+
+echo "preparing users, sessions and tasks through $BASE_URL ..." >&2
+"$PY" -m scripts.bench.prepare --base-url "$BASE_URL" --out "$data" \
+  --logout-sessions "${LOGOUT_SESSIONS:-2000}"
+
+for _ in $(seq 50); do
+  curl -fs "http://127.0.0.1:$FLOOR_PORT/floor" >/dev/null && break
+  sleep 0.2
+done
+
+echo "running wrk: ${DURATION:-10s} per scenario, ${CONNECTIONS:-64} connections" >&2
+"$PY" -m scripts.bench.run "$BASE_URL" "http://127.0.0.1:$FLOOR_PORT" "$data"

@@ -1,0 +1,20 @@
+"""JSON responses built straight from plain dicts.
+
+Routes return these rather than letting FastAPI validate the return value against the
+`response_model`: for a sync route that validation is one more thread-pool hop and a full
+pydantic pass over data the repositories already shaped. The models still document the
+responses in OpenAPI, and the tests check the bodies against the contract.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic_core import to_json
+from starlette.responses import Response
+
+
+def json_response(
+    content: Any, *, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    # pydantic_core writes datetimes as ISO 8601 ("...Z" for UTC), like the models would.
+    return Response(to_json(content), status_code, headers, media_type="application/json")
