@@ -44,13 +44,12 @@ def enforce_limit(request: Request, state: LimitState) -> None:
         raise RateLimited(headers={"Retry-After": state.retry_after()})
 
 
-def _verified_claims(
-    runtime: Runtime, credentials: HTTPAuthorizationCredentials | None
-) -> AccessClaims | None:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+def _verified_claims(runtime: Runtime, authorization: str | None) -> AccessClaims | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         return None
     try:
-        return runtime.tokens.verify(credentials.credentials)
+        return runtime.tokens.verify(token.strip())
     except InvalidTokenError:
         return None
 
@@ -60,9 +59,12 @@ def _budget_key(request: Request, claims: AccessClaims | None) -> str:
     return f"user:{claims.user_id}" if claims else f"ip:{client_ip(request)}"
 
 
-def authenticate(request: Request, credentials: Bearer) -> Principal:
+def authenticate(request: Request, _bearer_scheme: Bearer) -> Principal:
+    # `_bearer_scheme` only declares the security scheme in OpenAPI; the header is read
+    # here, once, whatever its shape.
     runtime: Runtime = request.app.state.runtime
-    claims = _verified_claims(runtime, credentials)
+    authorization = request.headers.get("authorization")
+    claims = _verified_claims(runtime, authorization)
     limits = runtime.limits
     # Fails closed: a RedisError here propagates and is answered with 503.
     with runtime.redis.pipeline(transaction=False) as pipe:
@@ -72,7 +74,7 @@ def authenticate(request: Request, credentials: Bearer) -> Principal:
         results = pipe.execute()
     enforce_limit(request, limits.state(limits.budget, results[0]))
     if claims is None:
-        raise NotAuthenticated("Invalid or expired token" if credentials else None)
+        raise NotAuthenticated("Invalid or expired token" if authorization else None)
     if not runtime.sessions.is_live(results[1]):
         raise NotAuthenticated("Session expired or revoked")
     request.state.user_id = claims.user_id
@@ -80,19 +82,21 @@ def authenticate(request: Request, credentials: Bearer) -> Principal:
     return Principal(user_id=claims.user_id, session_id=claims.session_id, runtime=runtime)
 
 
-def public_budget(request: Request, credentials: Bearer) -> Runtime:
-    """The per-client budget on routes that need no token."""
+def public_budget(request: Request) -> Runtime:
+    """The per-client budget on routes that need no token (which, for the same reason,
+    read the Authorization header themselves: a security dependency would mark them as
+    needing one in OpenAPI)."""
     runtime: Runtime = request.app.state.runtime
-    claims = _verified_claims(runtime, credentials)
+    claims = _verified_claims(runtime, request.headers.get("authorization"))
     enforce_limit(request, runtime.limits.hit(runtime.limits.budget, _budget_key(request, claims)))
     return runtime
 
 
-def register_budget(request: Request, credentials: Bearer) -> Runtime:
+def register_budget(request: Request) -> Runtime:
     """The per-client budget plus the per-IP registration limit, in one round trip."""
     runtime: Runtime = request.app.state.runtime
     limits = runtime.limits
-    claims = _verified_claims(runtime, credentials)
+    claims = _verified_claims(runtime, request.headers.get("authorization"))
     with runtime.redis.pipeline(transaction=False) as pipe:
         limits.queue_hit(pipe, limits.budget, _budget_key(request, claims))
         limits.queue_hit(pipe, limits.register, f"ip:{client_ip(request)}")

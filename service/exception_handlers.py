@@ -12,12 +12,14 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from service.errors import DomainError
 from service.logging import get_logger
 
 log = get_logger("service")
 UNAVAILABLE_HEADERS = {"Retry-After": "5"}
+FASTAPI_UNPARSABLE_BODY = "There was an error parsing the body"
 
 
 def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -29,9 +31,23 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, {"detail": exc.detail}, exc.headers or None)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSABLE_BODY:
+        # A body that is not UTF-8 JSON is malformed input like any other: 422.
+        error = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not valid UTF-8 JSON"}
+        return _json(422, {"detail": [error]})
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route that matched the path.
+        return _json(405, {"detail": exc.detail}, _allowed_methods(request, exc.headers))
     return _json(exc.status_code, {"detail": exc.detail}, exc.headers)
+
+
+def _allowed_methods(request: Request, fallback: Mapping[str, str] | None) -> dict[str, str]:
+    for path, operations in request.app.openapi()["paths"].items():
+        if compile_path(path)[0].match(request.url.path):
+            return {"Allow": ", ".join(sorted(method.upper() for method in operations))}
+    return dict(fallback or {})
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -55,7 +71,10 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     )
     if not connection_lost:
         raise exc
-    log.error("database_unavailable", error=type(exc).__name__)
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[:1]
+    log.error(
+        "database_unavailable", error=type(exc).__name__, reason=reason[0][:200] if reason else ""
+    )
     return _json(503, {"detail": "Database unavailable"}, UNAVAILABLE_HEADERS)
 
 

@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.schemas.common import NoNulStr
 
@@ -13,8 +13,15 @@ class TaskStatus(StrEnum):
     done = "done"
 
 
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
+# "1..200 characters after trimming", stated as one pattern so that OpenAPI says exactly
+# what is accepted: optional blanks, then 1..200 characters that start and end with a
+# non-blank, then optional blanks; NUL nowhere (PostgreSQL text cannot hold it).
+BLANKS = " \t\n\r"
+TITLE_PATTERN = r"^[ \t\n\r]*[^ \t\n\r\x00](?:[^\x00]{0,198}[^ \t\n\r\x00])?[ \t\n\r]*$"
+
+
+def _trim(value: str) -> str:
+    return value.strip(BLANKS)
 
 
 class TaskWrite(BaseModel):
@@ -22,7 +29,7 @@ class TaskWrite(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    title: Annotated[NoNulStr, Field(min_length=1, max_length=200), BeforeValidator(_strip)]
+    title: Annotated[str, Field(pattern=TITLE_PATTERN), AfterValidator(_trim)]
     description: Annotated[NoNulStr, Field(max_length=10_000)] | None = None
     status: TaskStatus = TaskStatus.todo
 
