@@ -22,6 +22,9 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: int = 3) -> E
         pool_timeout=10,
         # Drops connections broken by a database restart instead of failing a request.
         pool_pre_ping=True,
+        # Each statement is its own transaction: no BEGIN and COMMIT round trips around
+        # a single SELECT, INSERT ... RETURNING or UPDATE ... RETURNING.
+        isolation_level="AUTOCOMMIT",
         connect_args={"connect_timeout": connect_timeout},
     )
 
@@ -33,15 +36,12 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # Each statement is its own transaction: no BEGIN and COMMIT round trips around
-        # a single SELECT, INSERT ... RETURNING or UPDATE ... RETURNING.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def statement(self) -> Iterator[Connection]:
         """A connection in autocommit mode. What a statement changed is committed when it
         returns, so the caller's response can never claim a change that was lost."""
-        with self._autocommit.connect() as connection:
+        with self.engine.connect() as connection:
             yield connection
 
     def ping(self) -> None:

@@ -19,6 +19,8 @@ from limits import RateLimitItem, parse
 from slowapi import Limiter
 from slowapi.util import get_remote_address
 
+from sessions.lua import LuaScript
+
 # KEYS: counter. ARGV: window seconds. Returns {hits so far, milliseconds until reset}.
 _HIT = """
 local current = redis.call('INCRBY', KEYS[1], 1)
@@ -84,14 +86,14 @@ class RateLimits:
         )
         self._storage: Any = self.limiter.limiter.storage
         self._redis = redis_client
-        self._hit = redis_client.register_script(_HIT)
+        self._hit = LuaScript(_HIT)
 
     def queue_hit(self, pipe: Any, item: RateLimitItem, *identifiers: str) -> None:
         """Add a hit to a pipeline; read its result with `state()`."""
-        self._hit(keys=[self._key(item, *identifiers)], args=[item.get_expiry()], client=pipe)
+        self._hit(pipe, [self._key(item, *identifiers)], [item.get_expiry()])
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> LimitState:
-        result = self._hit(keys=[self._key(item, *identifiers)], args=[item.get_expiry()])
+        result = self._hit(self._redis, [self._key(item, *identifiers)], [item.get_expiry()])
         return self.state(item, result)
 
     @staticmethod

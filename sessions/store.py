@@ -19,6 +19,8 @@ from typing import Any
 
 from redis import Redis
 
+from sessions.lua import LuaScript
+
 SESSION_KEY_PATTERN = "session:*"
 
 
@@ -138,8 +140,8 @@ class SessionStore:
         self.session_ttl_seconds = session_ttl_seconds
         self.idle_timeout_seconds = idle_timeout_seconds
         self.touch_interval_seconds = min(60.0, idle_timeout_seconds / 10)
-        self._authenticate = redis.register_script(_AUTHENTICATE)
-        self._rotate = redis.register_script(_ROTATE)
+        self._authenticate = LuaScript(_AUTHENTICATE)
+        self._rotate = LuaScript(_ROTATE)
 
     def create(
         self, *, user_id: int, jti: str, ip: str, user_agent: str
@@ -186,7 +188,7 @@ class SessionStore:
             self.idle_timeout_seconds,
             self.touch_interval_seconds,
         ]
-        return self._authenticate(keys=[session_key(user_id, session_id)], args=args, client=client)
+        return self._authenticate(client, [session_key(user_id, session_id)], args)
 
     @staticmethod
     def is_live(result: Any) -> bool:
@@ -211,7 +213,7 @@ class SessionStore:
             self.idle_timeout_seconds,
             token.session_id,
         ]
-        result = self._rotate(keys=keys, args=args)
+        result = self._rotate(self._redis, keys, args)
         return RotationResult(result.decode() if isinstance(result, bytes) else result), new_token
 
     def revoke(self, *, user_id: int, session_id: str) -> bool:
