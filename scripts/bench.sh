@@ -11,7 +11,8 @@
 # It prepares its own users, sessions and tasks through the API, starts the floor app
 # (scripts/bench/floor.py: a trivial `def` endpoint) with the same uvicorn settings, runs
 # every scenario and prints one table. Settings: DURATION (10s), CONNECTIONS (64),
-# THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (2000), SCENARIOS (a
+# THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (2000) and LOGOUT_DURATION
+# (3s: each logout spends one prepared session), SCENARIOS (a
 # comma-separated subset, e.g. "get,list"). Exit status 1 if any request failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

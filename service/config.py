@@ -30,8 +30,8 @@ class Settings(BaseSettings):
     register_rate_limit: str = "20/hour"
     trusted_proxies: str = ""
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
-    thread_pool_size: int = Field(default=40, ge=1, le=1000)
-    db_pool_size: int = Field(default=40, ge=1, le=1000)
+    thread_pool_size: int = Field(default=16, ge=1, le=1000)
+    db_pool_size: int = Field(default=16, ge=1, le=1000)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
