@@ -35,8 +35,7 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-def _too_large() -> HTTPException:
-    return HTTPException(status_code=413, detail="Request body too large")
+TOO_LARGE = "Request body too large"
 
 
 class RequestContextMiddleware:
@@ -83,14 +82,14 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _too_large()
+                    raise HTTPException(status_code=413, detail=TOO_LARGE)
             return message
 
         try:
             declared = _declared_length(scope)
             if declared is not None and declared > self.max_body_bytes:
                 # Answer at once; the body is never read.
-                await self._send_json(send_with_request_id, 413, {"detail": _too_large().detail})
+                await self._send_json(send_with_request_id, 413, {"detail": TOO_LARGE})
             else:
                 await self.app(scope, receive_within_limit, send_with_request_id)
         except Exception:  # noqa: BLE001 (the last resort: log it, answer JSON)

@@ -2,14 +2,9 @@
 package.path = package.path .. ";scripts/bench/?.lua"
 local common = require("common")
 setup = common.setup
-local items, i
-function init(args)
-  items = common.load(args[1])
-  i = thread_index * 7919
-end
+local next_item
+local body = '{"title": "benchmark task", "description": "created by wrk", "status": "todo"}'
+function init(args) next_item = common.cycle(args[1]) end
 function request()
-  i = i + 1
-  local item = items[(i % #items) + 1]
-  local body = '{"title": "benchmark task", "description": "created by wrk", "status": "todo"}'
-  return wrk.format("POST", "/tasks", common.json_headers(item[1]), body)
+  return wrk.format("POST", "/tasks", common.json_headers(next_item()[1]), body)
 end

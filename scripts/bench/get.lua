@@ -2,13 +2,9 @@
 package.path = package.path .. ";scripts/bench/?.lua"
 local common = require("common")
 setup = common.setup
-local items, i
-function init(args)
-  items = common.load(args[1])
-  i = thread_index * 7919
-end
+local next_item
+function init(args) next_item = common.cycle(args[1]) end
 function request()
-  i = i + 1
-  local item = items[(i % #items) + 1]
+  local item = next_item()
   return wrk.format("GET", "/tasks/" .. item[2], common.json_headers(item[1]))
 end

@@ -4,28 +4,15 @@
 package.path = package.path .. ";scripts/bench/?.lua"
 local common = require("common")
 setup = common.setup
-local pool = {}
-function init(args)
-  local items = common.load(args[1])
-  local threads = tonumber(args[2])
-  for index, item in ipairs(items) do
-    if index % threads == thread_index then
-      table.insert(pool, item[1])
-    end
-  end
-end
+local pool
+function init(args) pool = common.share(args[1], tonumber(args[2])) end
 function request()
   local token = table.remove(pool, 1)
-  if token == nil then
-    wrk.thread:stop()
-    return wrk.format("GET", "/health/live")
-  end
-  return wrk.format("POST", "/refresh", common.json_headers(nil),
-    string.format('{"refresh_token": "%s"}', token))
+  if token == nil then return common.stop() end
+  local body = string.format('{"refresh_token": "%s"}', token)
+  return wrk.format("POST", "/refresh", common.json_headers(nil), body)
 end
 function response(status, headers, body)
   local token = string.match(body, '"refresh_token":%s*"([^"]+)"')
-  if token then
-    table.insert(pool, token)
-  end
+  if token then table.insert(pool, token) end
 end

@@ -4,6 +4,7 @@ import concurrent.futures
 import time
 
 import pytest
+import redis
 import requests
 
 from tests.conftest import StartServer
@@ -21,19 +22,15 @@ def two_workers(start_server: StartServer) -> LiveServer:
     )
 
 
-def _fresh_ip_budget(server: LiveServer, redis_url: str) -> None:
-    """Every test here shares 127.0.0.1; start each with that IP's budget untouched."""
-    import redis
-
+@pytest.fixture(autouse=True)
+def fresh_budgets(redis_url: str) -> None:
+    """Every test here shares 127.0.0.1; start each with no rate-limit counter."""
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter("LIMITS:*"):
         client.delete(key)
 
 
-def test_the_101st_request_of_a_client_gets_429_across_two_workers(
-    two_workers: LiveServer, redis_url: str
-) -> None:
-    _fresh_ip_budget(two_workers, redis_url)
+def test_the_101st_request_of_a_client_gets_429_across_two_workers(two_workers: LiveServer) -> None:
     url = f"{two_workers.url}/tasks"
 
     def anonymous_request(_: int) -> requests.Response:
@@ -56,10 +53,7 @@ def test_the_101st_request_of_a_client_gets_429_across_two_workers(
     assert int(over.headers["x-ratelimit-reset"]) >= int(time.time())
 
 
-def test_an_authenticated_user_has_a_budget_of_their_own(
-    two_workers: LiveServer, redis_url: str
-) -> None:
-    _fresh_ip_budget(two_workers, redis_url)
+def test_an_authenticated_user_has_a_budget_of_their_own(two_workers: LiveServer) -> None:
     api = Api(two_workers.url)
     alice, bob = api.new_user(), api.new_user()
     for _ in range(100):
@@ -73,8 +67,7 @@ def test_an_authenticated_user_has_a_budget_of_their_own(
     assert int(response.headers["x-ratelimit-remaining"]) == 99
 
 
-def test_the_budget_is_one_across_all_endpoints(two_workers: LiveServer, redis_url: str) -> None:
-    _fresh_ip_budget(two_workers, redis_url)
+def test_the_budget_is_one_across_all_endpoints(two_workers: LiveServer) -> None:
     api = Api(two_workers.url)
     tokens = api.new_user()
     task = api.create_task(tokens)
@@ -85,8 +78,7 @@ def test_the_budget_is_one_across_all_endpoints(two_workers: LiveServer, redis_u
     assert api.get("/sessions", headers=tokens.headers).status_code == 429
 
 
-def test_health_endpoints_are_exempt(two_workers: LiveServer, redis_url: str) -> None:
-    _fresh_ip_budget(two_workers, redis_url)
+def test_health_endpoints_are_exempt(two_workers: LiveServer) -> None:
     api = Api(two_workers.url)
     for _ in range(120):
         assert api.get("/health/live").status_code == 200
@@ -94,10 +86,7 @@ def test_health_endpoints_are_exempt(two_workers: LiveServer, redis_url: str) ->
     assert "x-ratelimit-limit" not in api.get("/health/live").headers
 
 
-def test_spoofed_x_forwarded_for_does_not_reset_a_budget(
-    two_workers: LiveServer, redis_url: str
-) -> None:
-    _fresh_ip_budget(two_workers, redis_url)
+def test_spoofed_x_forwarded_for_does_not_reset_a_budget(two_workers: LiveServer) -> None:
     api = Api(two_workers.url)
     statuses = [
         api.get("/tasks", headers={"X-Forwarded-For": f"10.0.{i // 250}.{i % 250}"}).status_code
@@ -107,10 +96,7 @@ def test_spoofed_x_forwarded_for_does_not_reset_a_budget(
     assert statuses[100] == 429
 
 
-def test_login_brute_force_is_limited_per_ip_and_email(
-    two_workers: LiveServer, redis_url: str
-) -> None:
-    _fresh_ip_budget(two_workers, redis_url)
+def test_login_brute_force_is_limited_per_ip_and_email(two_workers: LiveServer) -> None:
     api = Api(two_workers.url)
     victim, other = api.register(), api.register()
     statuses = [
@@ -126,8 +112,7 @@ def test_login_brute_force_is_limited_per_ip_and_email(
     assert api.post("/login", json={"email": other, "password": PASSWORD}).status_code == 200
 
 
-def test_limited_routes_report_their_headers(two_workers: LiveServer, redis_url: str) -> None:
-    _fresh_ip_budget(two_workers, redis_url)
+def test_limited_routes_report_their_headers(two_workers: LiveServer) -> None:
     api = Api(two_workers.url)
     email = api.register()
     response = api.post("/login", json={"email": email, "password": PASSWORD})
@@ -137,9 +122,8 @@ def test_limited_routes_report_their_headers(two_workers: LiveServer, redis_url:
     assert response.headers["x-ratelimit-remaining"] == "9"
 
 
-def test_registration_is_limited_per_ip(start_server: StartServer, redis_url: str) -> None:
+def test_registration_is_limited_per_ip(start_server: StartServer) -> None:
     server = start_server(REGISTER_RATE_LIMIT="3/hour")
-    _fresh_ip_budget(server, redis_url)
     api = Api(server.url)
     statuses = [
         api.post("/register", json={"email": unique_email(), "password": PASSWORD}).status_code
