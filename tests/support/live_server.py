@@ -41,14 +41,17 @@ class LiveServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.logs()}")
-            try:
-                if requests.get(f"{self.url}/health/live", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
+            if self._answers():
+                return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not start:\n{self.logs()}")
+
+    def _answers(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/health/live", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
 
     def logs(self) -> str:
         if not self._log.closed:

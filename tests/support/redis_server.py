@@ -1,6 +1,7 @@
 """A throwaway redis-server process on a free loopback port, which the tests may stop
 and start again (on the same port) to play a Redis outage."""
 
+import contextlib
 import shutil
 import subprocess
 import time
@@ -43,11 +44,9 @@ class RedisServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"redis-server exited early:\n{self.logs()}")
-                try:
+                with contextlib.suppress(redis.ConnectionError):
                     if client.ping():
                         return
-                except redis.ConnectionError:
-                    pass
                 time.sleep(0.05)
         finally:
             client.close()
