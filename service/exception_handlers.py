@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
+from service.deps import route_check
 from service.errors import DomainError
 from service.logging import get_logger
 
@@ -31,10 +33,27 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, {"detail": exc.detail}, exc.headers or None)
 
 
+async def _route_check_refusal(request: Request) -> JSONResponse | None:
+    """Run the route's budget/session check, which FastAPI's input validation came before:
+    an invalid request still counts against its budget, and still needs a live session."""
+    check = route_check(request)
+    if check is None:
+        return None
+    try:
+        await run_in_threadpool(check, request)
+    except DomainError as error:
+        return await _domain_error(request, error)
+    except RedisError as error:
+        return await _redis_down(request, error)
+    return None
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSABLE_BODY:
         # A body that is not UTF-8 JSON is malformed input like any other: 422.
+        if refusal := await _route_check_refusal(request):
+            return refusal
         error = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not valid UTF-8 JSON"}
         return _json(422, {"detail": [error]})
     if exc.status_code == 405:
@@ -50,8 +69,10 @@ def _allowed_methods(request: Request, fallback: Mapping[str, str] | None) -> di
     return dict(fallback or {})
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if refusal := await _route_check_refusal(request):
+        return refusal
     # FastAPI's default echoes the submitted value (a password, say) in `input`.
     errors = [
         {key: value for key, value in error.items() if key not in ("input", "url")}

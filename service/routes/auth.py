@@ -1,13 +1,16 @@
 from fastapi import APIRouter, Request, Response
 
 from service.deps import (
-    CurrentSession,
-    PublicBudget,
-    RegisterBudget,
+    BEARER_IN_OPENAPI,
+    Principal,
+    authenticated,
     client_ip,
     enforce_login_limit,
+    registration,
+    within_budget,
 )
 from service.responses import json_response
+from service.runtime import Runtime
 from service.schemas.auth import (
     Credentials,
     Message,
@@ -36,7 +39,8 @@ def _client(request: Request) -> accounts.ClientInfo:
     response_model=UserRead,
     responses=error_responses(409, 413, 422, 429, 503),
 )
-def register(body: Credentials, runtime: RegisterBudget) -> Response:
+@registration
+def register(body: Credentials, runtime: Runtime) -> Response:
     user = accounts.register(runtime, email=str(body.email), password=body.password)
     return json_response(user, status_code=201)
 
@@ -46,7 +50,8 @@ def register(body: Credentials, runtime: RegisterBudget) -> Response:
     response_model=TokenPair,
     responses=error_responses(401, 413, 422, 429, 503),
 )
-def login(body: Credentials, request: Request, runtime: PublicBudget) -> Response:
+@within_budget
+def login(body: Credentials, request: Request, runtime: Runtime) -> Response:
     enforce_login_limit(runtime, request, str(body.email))
     tokens = accounts.login(
         runtime, email=str(body.email), password=body.password, client=_client(request)
@@ -59,18 +64,31 @@ def login(body: Credentials, request: Request, runtime: PublicBudget) -> Respons
     response_model=TokenPair,
     responses=error_responses(401, 413, 422, 429, 503),
 )
-def refresh(body: RefreshRequest, runtime: PublicBudget) -> Response:
+@within_budget
+def refresh(body: RefreshRequest, runtime: Runtime) -> Response:
     tokens = accounts.refresh(runtime, refresh_token=body.refresh_token)
     return json_response(tokens, headers=NO_STORE)
 
 
-@router.post("/logout", response_model=Message, responses=error_responses(401, 429, 503))
-def logout(principal: CurrentSession) -> Response:
+@router.post(
+    "/logout",
+    response_model=Message,
+    responses=error_responses(401, 429, 503),
+    dependencies=BEARER_IN_OPENAPI,
+)
+@authenticated
+def logout(principal: Principal) -> Response:
     accounts.logout(principal.runtime, user_id=principal.user_id, session_id=principal.session_id)
     return json_response({"detail": "Logged out"})
 
 
-@router.post("/logout/all", response_model=RevokedCount, responses=error_responses(401, 429, 503))
-def logout_all(principal: CurrentSession) -> Response:
+@router.post(
+    "/logout/all",
+    response_model=RevokedCount,
+    responses=error_responses(401, 429, 503),
+    dependencies=BEARER_IN_OPENAPI,
+)
+@authenticated
+def logout_all(principal: Principal) -> Response:
     revoked = accounts.logout_all(principal.runtime, user_id=principal.user_id)
     return json_response({"revoked": revoked})

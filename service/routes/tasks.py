@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from service.deps import CurrentSession
+from service.deps import BEARER_IN_OPENAPI, Principal, authenticated
 from service.responses import json_response
 from service.schemas.common import error_responses
 from service.schemas.tasks import (
@@ -15,21 +15,23 @@ from service.schemas.tasks import (
 )
 from service.services import tasks
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=BEARER_IN_OPENAPI)
 COMMON_ERRORS = (401, 422, 429, 503)
 
 
 @router.post(
     "", status_code=201, response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 413)
 )
-def create_task(body: TaskCreate, principal: CurrentSession) -> Response:
+@authenticated
+def create_task(body: TaskCreate, principal: Principal) -> Response:
     task = tasks.create_task(principal.runtime.database, owner_id=principal.user_id, data=body)
     return json_response(task, status_code=201, headers={"Location": f"/tasks/{task['id']}"})
 
 
 @router.get("", response_model=TaskPage, responses=error_responses(*COMMON_ERRORS))
+@authenticated
 def list_tasks(
-    principal: CurrentSession,
+    principal: Principal,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     status: TaskStatus | None = None,
@@ -45,7 +47,8 @@ def list_tasks(
 
 
 @router.get("/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404))
-def get_task(task_id: int, principal: CurrentSession) -> Response:
+@authenticated
+def get_task(task_id: int, principal: Principal) -> Response:
     task = tasks.get_task(principal.runtime.database, owner_id=principal.user_id, task_id=task_id)
     return json_response(task)
 
@@ -53,7 +56,8 @@ def get_task(task_id: int, principal: CurrentSession) -> Response:
 @router.put(
     "/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404, 413)
 )
-def replace_task(task_id: int, body: TaskUpdate, principal: CurrentSession) -> Response:
+@authenticated
+def replace_task(task_id: int, body: TaskUpdate, principal: Principal) -> Response:
     task = tasks.replace_task(
         principal.runtime.database, owner_id=principal.user_id, task_id=task_id, data=body
     )
@@ -63,7 +67,8 @@ def replace_task(task_id: int, body: TaskUpdate, principal: CurrentSession) -> R
 @router.delete(
     "/{task_id}", response_model=TaskDeleted, responses=error_responses(*COMMON_ERRORS, 404)
 )
-def delete_task(task_id: int, principal: CurrentSession) -> Response:
+@authenticated
+def delete_task(task_id: int, principal: Principal) -> Response:
     result = tasks.delete_task(
         principal.runtime.database, owner_id=principal.user_id, task_id=task_id
     )

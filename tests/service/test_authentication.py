@@ -145,3 +145,27 @@ def test_expired_access_token_is_rejected(start_server: StartServer) -> None:
     assert api.get("/tasks", headers=tokens.headers).ok
     time.sleep(2.2)  # one second of lifetime plus the one second of leeway
     assert_unauthorized(api, tokens.headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/tasks", {"title": ""}),
+        ("PUT", "/tasks/not-a-number", {"title": "x"}),
+        ("GET", "/tasks?limit=0", None),
+        ("DELETE", "/sessions/bad%20id", None),
+    ],
+)
+def test_invalid_input_without_a_token_is_401_not_422(
+    api: Api, method: str, path: str, body: dict[str, object] | None
+) -> None:
+    response = api.request(method, path, json=body)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_invalid_input_with_a_token_is_422(api: Api) -> None:
+    tokens = api.new_user()
+    assert api.get("/tasks?limit=0", headers=tokens.headers).status_code == 422
+    raw = {**tokens.headers, "Content-Type": "application/json"}
+    assert api.post("/tasks", data=b"\xff\xfe", headers=raw).status_code == 422

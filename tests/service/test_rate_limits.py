@@ -144,3 +144,11 @@ def test_limited_routes_answer_503_when_the_limiter_redis_is_down(
         response = api.request(method, path, json=body)
         assert response.status_code == 503, (path, response.text)
         assert response.headers["content-type"] == "application/json"
+
+
+def test_invalid_requests_count_against_the_budget(two_workers: LiveServer) -> None:
+    api = Api(two_workers.url)
+    tokens = api.new_user()
+    statuses = [api.get("/tasks?limit=0", headers=tokens.headers).status_code for _ in range(100)]
+    assert statuses == [422] * 100
+    assert api.get("/tasks", headers=tokens.headers).status_code == 429
