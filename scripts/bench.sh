@@ -10,7 +10,8 @@
 #
 # It prepares its own users, sessions and tasks through the API, starts the floor app
 # (scripts/bench/floor.py: a trivial `def` endpoint) with the same uvicorn settings, runs
-# every scenario and prints one table. Settings: DURATION (10s), CONNECTIONS (64),
+# every scenario (the floor first and again last; ratios are to their mean) and prints
+# one table. Settings: DURATION (10s), CONNECTIONS (64),
 # THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (2000) and LOGOUT_DURATION
 # (3s: each logout spends one prepared session), SCENARIOS (a
 # comma-separated subset, e.g. "get,list"). Exit status 1 if any request failed.
