@@ -2,8 +2,9 @@
 
 Every default check runs (no 5xx, every status and body as documented, auth enforced,
 schema-valid input accepted and invalid input rejected, Allow headers, ...). /logout and
-/logout/all are left out: they would revoke the token the fuzzer is using. FUZZ_EXAMPLES
-and FUZZ_SEED make a run longer or reproducible.
+/logout/all are left out: they would revoke the token the fuzzer is using. The seed is
+fixed so that CI is repeatable; FUZZ_SEED=random (or a number) and FUZZ_EXAMPLES explore
+further.
 """
 
 import os
@@ -23,7 +24,8 @@ def test_schemathesis_finds_no_failures(server: LiveServer) -> None:
         "--exclude-path", "/logout",
         "--exclude-path", "/logout/all",
     ]  # fmt: skip
-    if seed := os.environ.get("FUZZ_SEED"):
+    seed = os.environ.get("FUZZ_SEED", "20261127")
+    if seed != "random":
         command += ["--seed", seed]
     result = subprocess.run(
         command,
