@@ -91,9 +91,8 @@ def authenticate(request: Request) -> Principal:
 
 
 def public_budget(request: Request) -> Runtime:
-    """The per-client budget on routes that need no token (which, for the same reason,
-    read the Authorization header themselves: a security dependency would mark them as
-    needing one in OpenAPI)."""
+    """The per-client budget on routes that need no token; a valid token, if one is sent,
+    still keys the budget by user."""
     runtime: Runtime = request.app.state.runtime
     claims = _verified_claims(runtime, request.headers.get("authorization"))
     enforce_limit(request, runtime.limits.hit(runtime.limits.budget, _budget_key(request, claims)))

@@ -52,10 +52,9 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        # Dependencies run in worker threads, where contextvars do not flow back;
-        # they record who the caller is in the request state instead.
+        # The route checks run in worker threads, where contextvars do not flow back;
+        # they record the caller and the rate-limit state in the request state instead.
         state = scope.setdefault("state", {})
-        state["request_id"] = request_id
         status = 500
         response_started = False
         header = (REQUEST_ID_HEADER, request_id.encode())
@@ -66,7 +65,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 response_started = True
                 headers = [*message.get("headers", []), header]
-                limit = state.get("rate_limit")  # set by the rate-limit dependencies
+                limit = state.get("rate_limit")  # set by service.deps.enforce_limit
                 if limit is not None:
                     headers += limit.headers()
                 message["headers"] = headers

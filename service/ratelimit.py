@@ -1,8 +1,8 @@
 """Rate limits shared by every worker and replica: SlowAPI's Limiter on the service's Redis.
 
 The Limiter holds the limits and the Redis storage (one connection pool with the session
-store). Hits are made in the thread pool, inside the sync dependencies, rather than by
-SlowAPIMiddleware: the middleware makes blocking Redis calls on the event loop and needs
+store). Hits are made in the thread pool, by the route checks of `service.deps`, rather than
+by SlowAPIMiddleware: the middleware makes blocking Redis calls on the event loop and needs
 three round trips for the X-RateLimit headers. Here one Lua script increments the counter
 and reports its window, and on authenticated routes it shares one pipeline with the session
 check. Keys and expiry are those of the Limiter's fixed-window strategy and storage, so its
