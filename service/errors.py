@@ -45,9 +45,3 @@ class EmailTaken(DomainError):
 class RateLimited(DomainError):
     status_code = 429
     detail = "Rate limit exceeded; retry later"
-
-
-class ServiceUnavailable(DomainError):
-    status_code = 503
-    detail = "Service temporarily unavailable"
-    headers = {"Retry-After": "5"}

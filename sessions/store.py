@@ -107,7 +107,8 @@ end
 return 1
 """
 
-# KEYS: session, spent set, user index. ARGV: presented hash, new jti, new hash, now, idle.
+# KEYS: session, spent set, user index.
+# ARGV: presented hash, new jti, new hash, now, idle timeout, session id.
 _ROTATE = """
 local v = redis.call('HMGET', KEYS[1], 'refresh_hash', 'expires_at', 'last_seen_at')
 if not v[1] then return 'invalid' end
@@ -229,11 +230,9 @@ class SessionStore:
         session_ids = self._session_ids(user_id)
         if not session_ids:
             return 0
-        keys = [session_key(user_id, sid) for sid in session_ids]
-        keys += [spent_key(user_id, sid) for sid in session_ids]
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*keys[: len(session_ids)])
-            pipe.delete(*keys[len(session_ids) :])
+            pipe.delete(*(session_key(user_id, sid) for sid in session_ids))
+            pipe.delete(*(spent_key(user_id, sid) for sid in session_ids))
             pipe.zrem(index_key(user_id), *session_ids)
             live, _, _ = pipe.execute()
         return int(live)
@@ -254,7 +253,8 @@ class SessionStore:
 
     def iter_all(self, batch_size: int = 500) -> Iterator[SessionInfo]:
         """Every live session, found with SCAN (never KEYS)."""
-        for keys in _batched(self._redis.scan_iter(SESSION_KEY_PATTERN, count=batch_size), 500):
+        keys_found = self._redis.scan_iter(SESSION_KEY_PATTERN, count=batch_size)
+        for keys in _batched(keys_found, batch_size):
             with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hgetall(key)
