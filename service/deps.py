@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
@@ -130,9 +131,15 @@ Endpoint = Callable[..., Any]
 REQUEST_CHECK = "request_check"
 
 
-def checked_first(check: Callable[[Request], Any], *, into: str) -> Callable[[Endpoint], Endpoint]:
+def checked_first(
+    check: Callable[[Request], Any], *, into: str, in_password_pool: bool = False
+) -> Callable[[Endpoint], Endpoint]:
     """Decorate a sync route: `check(request)` runs first, in the same worker-thread call,
-    and its result is passed as the route's `into` argument (hidden from FastAPI)."""
+    and its result is passed as the route's `into` argument (hidden from FastAPI).
+
+    With `in_password_pool`, that call runs in the runtime's password pool instead of the
+    request pool: a login storm then waits for a hashing slot on the event loop, holding
+    no thread, and the reads keep their (small) pool."""
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         signature = inspect.signature(endpoint)
@@ -147,9 +154,19 @@ def checked_first(check: Callable[[Request], Any], *, into: str) -> Callable[[En
             request = arguments["request"] if wants_request else arguments.pop("request")
             return endpoint(**arguments, **{into: check(request)})
 
-        route.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-        setattr(route, REQUEST_CHECK, check)
-        return route
+        chosen: Endpoint = route
+        if in_password_pool:
+
+            @functools.wraps(endpoint)
+            async def pooled_route(**arguments: Any) -> Any:
+                runtime: Runtime = arguments["request"].app.state.runtime
+                call = functools.partial(route, **arguments)
+                return await to_thread.run_sync(call, limiter=runtime.password_threads)
+
+            chosen = pooled_route
+        chosen.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        setattr(chosen, REQUEST_CHECK, check)
+        return chosen
 
     return decorate
 
@@ -163,4 +180,6 @@ def route_check(request: Request) -> Callable[[Request], Any] | None:
 
 authenticated = checked_first(authenticate, into="principal")
 within_budget = checked_first(public_budget, into="runtime")
-registration = checked_first(register_budget, into="runtime")
+# The two routes that hash a password.
+credentials_check = checked_first(public_budget, into="runtime", in_password_pool=True)
+registration = checked_first(register_budget, into="runtime", in_password_pool=True)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import redis
+from anyio import CapacityLimiter
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -23,11 +24,14 @@ class Runtime:
     tokens: TokenCodec
     passwords: PasswordHasher
     limits: RateLimits
+    # Routes that hash a password run here, apart from the request pool (service.deps).
+    password_threads: CapacityLimiter
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
         database = Database(make_engine(settings.database_url, pool_size=settings.db_pool_size))
-        redis_client = make_redis(settings.redis_url, max_connections=settings.thread_pool_size + 8)
+        threads = settings.thread_pool_size + settings.password_hash_concurrency
+        redis_client = make_redis(settings.redis_url, max_connections=threads + 8)
         return cls(
             settings=settings,
             database=database,
@@ -51,6 +55,7 @@ class Runtime:
                 login=settings.login_rate_limit,
                 register=settings.register_rate_limit,
             ),
+            password_threads=CapacityLimiter(settings.password_hash_concurrency),
         )
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from service.deps import (
     Principal,
     authenticated,
     client_ip,
+    credentials_check,
     enforce_login_limit,
     registration,
     within_budget,
@@ -50,7 +51,7 @@ def register(body: Credentials, runtime: Runtime) -> Response:
     response_model=TokenPair,
     responses=error_responses(401, 413, 422, 429, 503),
 )
-@within_budget
+@credentials_check
 def login(body: Credentials, request: Request, runtime: Runtime) -> Response:
     enforce_login_limit(runtime, request, str(body.email))
     tokens = accounts.login(

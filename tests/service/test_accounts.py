@@ -6,6 +6,7 @@ import time
 
 import requests
 
+from tests.conftest import StartServer
 from tests.support.api import PASSWORD, Api, unique_email
 
 
@@ -113,3 +114,32 @@ def test_each_login_starts_its_own_session(api: Api) -> None:
     assert first.access_token != second.access_token
     assert api.get("/tasks", headers=first.headers).ok
     assert api.get("/tasks", headers=second.headers).ok
+
+
+def test_a_login_storm_does_not_hold_up_reads(start_server: StartServer) -> None:
+    # Two request threads and one hashing slot: the logins queue for the slot without
+    # taking the threads that the reads need.
+    server = start_server(THREAD_POOL_SIZE="2", PASSWORD_HASH_CONCURRENCY="1")
+    api = Api(server.url)
+    tokens = api.new_user()
+    email = api.register()
+    storm = 24
+
+    def login(_: int) -> int:
+        body = {"email": email, "password": PASSWORD}
+        return requests.post(f"{server.url}/login", json=body, timeout=60).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(storm) as pool:
+        storm_started = time.perf_counter()
+        futures = [pool.submit(login, n) for n in range(storm)]
+        time.sleep(0.2)
+        read_started = time.perf_counter()
+        read = api.get("/tasks", headers=tokens.headers)
+        read_seconds = time.perf_counter() - read_started
+        statuses = [future.result() for future in futures]
+        storm_seconds = time.perf_counter() - storm_started
+
+    assert read.status_code == 200
+    assert statuses == [200] * storm
+    # One hash at a time: the storm takes storm x hash time; the read waits for none of it.
+    assert read_seconds < storm_seconds / 4, (read_seconds, storm_seconds)
