@@ -20,7 +20,11 @@ def psycopg2_url(url: str) -> str:
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
-def make_engine(url: str, *, pool_size: int = 10, connect_timeout: int = 3) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 10, connect_timeout: int = 3, statement_timeout_ms: int = 5000
+) -> Engine:
+    """A pooled engine. A statement runs at most `statement_timeout_ms`: the request thread
+    waiting on it is one of few (the thread pool is small by design)."""
     engine = create_engine(
         url,
         pool_size=pool_size,
@@ -29,7 +33,10 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: int = 3) -> E
         # Each statement is its own transaction: no BEGIN and COMMIT round trips around
         # a single SELECT, INSERT ... RETURNING or UPDATE ... RETURNING.
         isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": connect_timeout},
+        connect_args={
+            "connect_timeout": connect_timeout,
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+        },
     )
     _ping_idle_connections(engine)
     return engine

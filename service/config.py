@@ -30,8 +30,13 @@ class Settings(BaseSettings):
     register_rate_limit: str = "20/hour"
     trusted_proxies: str = ""
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
-    thread_pool_size: int = Field(default=16, ge=1, le=1000)
-    db_pool_size: int = Field(default=16, ge=1, le=1000)
+    # Measured on 2 cores with loopback PostgreSQL and Redis: 2 threads per worker served
+    # reads ~50% faster than 16 (fewer threads contending for the GIL). Raise it when the
+    # databases are far away: threads ~ requests/s per worker x seconds each one waits.
+    thread_pool_size: int = Field(default=2, ge=1, le=1000)
+    # Default: one connection per request thread and per password thread.
+    db_pool_size: int | None = Field(default=None, ge=1, le=1000)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -57,6 +62,21 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
+
+    @property
+    def database_pool_size(self) -> int:
+        threads = self.thread_pool_size + self.password_hash_concurrency
+        return self.db_pool_size if self.db_pool_size is not None else threads
+
+    @model_validator(mode="after")
+    def a_connection_for_every_thread(self) -> "Settings":
+        threads = self.thread_pool_size + self.password_hash_concurrency
+        if self.database_pool_size < threads:
+            raise ValueError(
+                f"DB_POOL_SIZE must be at least THREAD_POOL_SIZE + PASSWORD_HASH_CONCURRENCY "
+                f"({threads}): a thread waiting for a connection stalls its request"
+            )
+        return self
 
     @model_validator(mode="after")
     def strong_secret_in_production(self) -> "Settings":

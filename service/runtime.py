@@ -29,7 +29,12 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
-        database = Database(make_engine(settings.database_url, pool_size=settings.db_pool_size))
+        engine = make_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        database = Database(engine)
         threads = settings.thread_pool_size + settings.password_hash_concurrency
         redis_client = make_redis(settings.redis_url, max_connections=threads + 8)
         return cls(

@@ -29,6 +29,14 @@ def test_bare_postgresql_urls_are_given_the_psycopg2_driver() -> None:
     assert settings.database_url == "postgresql+psycopg2://u@h:5432/d"
 
 
+def test_the_database_pool_has_a_connection_for_every_thread() -> None:
+    settings = Settings(thread_pool_size=6, password_hash_concurrency=3)
+    assert settings.database_pool_size == 9
+    assert Settings(thread_pool_size=6, db_pool_size=20).database_pool_size == 20
+    with pytest.raises(ValidationError, match="DB_POOL_SIZE"):
+        Settings(thread_pool_size=6, password_hash_concurrency=3, db_pool_size=8)
+
+
 def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACCESS_TOKEN_TTL_SECONDS", "60")
     monkeypatch.setenv("LOG_FORMAT", "console")
