@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
@@ -132,14 +131,11 @@ REQUEST_CHECK = "request_check"
 
 
 def checked_first(
-    check: Callable[[Request], Any], *, into: str, in_password_pool: bool = False
+    check: Callable[[Request], Any], *, into: str, hashes_passwords: bool = False
 ) -> Callable[[Endpoint], Endpoint]:
     """Decorate a sync route: `check(request)` runs first, in the same worker-thread call,
-    and its result is passed as the route's `into` argument (hidden from FastAPI).
-
-    With `in_password_pool`, that call runs in the runtime's password pool instead of the
-    request pool: a login storm then waits for a hashing slot on the event loop, holding
-    no thread, and the reads keep their (small) pool."""
+    and its result is passed as the route's `into` argument (hidden from FastAPI). The
+    call runs in the runtime's request pool, or its password pool (`service.threads`)."""
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         signature = inspect.signature(endpoint)
@@ -149,24 +145,19 @@ def checked_first(
             keyword = inspect.Parameter.KEYWORD_ONLY
             parameters.append(inspect.Parameter("request", keyword, annotation=Request))
 
-        @functools.wraps(endpoint)
-        def route(**arguments: Any) -> Any:
+        def checked(**arguments: Any) -> Any:
             request = arguments["request"] if wants_request else arguments.pop("request")
             return endpoint(**arguments, **{into: check(request)})
 
-        chosen: Endpoint = route
-        if in_password_pool:
+        @functools.wraps(endpoint)
+        async def route(**arguments: Any) -> Any:
+            runtime: Runtime = arguments["request"].app.state.runtime
+            call = functools.partial(checked, **arguments)
+            return await runtime.threads.run(call, hashes_passwords=hashes_passwords)
 
-            @functools.wraps(endpoint)
-            async def pooled_route(**arguments: Any) -> Any:
-                runtime: Runtime = arguments["request"].app.state.runtime
-                call = functools.partial(route, **arguments)
-                return await to_thread.run_sync(call, limiter=runtime.password_threads)
-
-            chosen = pooled_route
-        chosen.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-        setattr(chosen, REQUEST_CHECK, check)
-        return chosen
+        route.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        setattr(route, REQUEST_CHECK, check)
+        return route
 
     return decorate
 
@@ -181,5 +172,5 @@ def route_check(request: Request) -> Callable[[Request], Any] | None:
 authenticated = checked_first(authenticate, into="principal")
 within_budget = checked_first(public_budget, into="runtime")
 # The two routes that hash a password.
-credentials_check = checked_first(public_budget, into="runtime", in_password_pool=True)
-registration = checked_first(register_budget, into="runtime", in_password_pool=True)
+credentials_check = checked_first(public_budget, into="runtime", hashes_passwords=True)
+registration = checked_first(register_budget, into="runtime", hashes_passwords=True)

@@ -1,6 +1,7 @@
 """Every error becomes JSON here, once: domain errors, routing errors, validation
 errors (with the submitted input stripped) and an unavailable Redis or PostgreSQL."""
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,13 +12,13 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from service.deps import route_check
 from service.errors import DomainError
 from service.logging import get_logger
+from service.runtime import Runtime
 
 log = get_logger("service")
 UNAVAILABLE_HEADERS = {"Retry-After": "5"}
@@ -40,7 +41,8 @@ async def _route_check_refusal(request: Request) -> JSONResponse | None:
     if check is None:
         return None
     try:
-        await run_in_threadpool(check, request)
+        runtime: Runtime = request.app.state.runtime
+        await runtime.threads.run(functools.partial(check, request))
     except DomainError as error:
         return await _domain_error(request, error)
     except RedisError as error:

@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from anyio import to_thread
 from fastapi import FastAPI
 
 from service.config import Settings, get_settings
@@ -23,8 +22,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Sync routes run in this pool; the DB and Redis pools are sized to match it.
-        to_thread.current_default_thread_limiter().total_tokens = settings.thread_pool_size
         log.info("service_started", app_env=settings.app_env)
         yield
         runtime.close()

@@ -3,13 +3,13 @@
 from dataclasses import dataclass
 
 import redis
-from anyio import CapacityLimiter
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from db.engine import Database, make_engine
 from service.config import Settings
 from service.ratelimit import RateLimits
+from service.threads import WorkerThreads
 from sessions.passwords import PasswordHasher
 from sessions.store import SessionStore
 from sessions.tokens import TokenCodec
@@ -24,8 +24,7 @@ class Runtime:
     tokens: TokenCodec
     passwords: PasswordHasher
     limits: RateLimits
-    # Routes that hash a password run here, apart from the request pool (service.deps).
-    password_threads: CapacityLimiter
+    threads: WorkerThreads
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
@@ -60,10 +59,14 @@ class Runtime:
                 login=settings.login_rate_limit,
                 register=settings.register_rate_limit,
             ),
-            password_threads=CapacityLimiter(settings.password_hash_concurrency),
+            threads=WorkerThreads(
+                request_threads=settings.thread_pool_size,
+                password_threads=settings.password_hash_concurrency,
+            ),
         )
 
     def close(self) -> None:
+        self.threads.shutdown()
         self.database.dispose()
         self.redis.close()
 

@@ -1,3 +1,4 @@
+import functools
 from typing import Any
 
 from fastapi import APIRouter
@@ -5,6 +6,7 @@ from fastapi.responses import JSONResponse
 
 from service.deps import RuntimeDep
 from service.logging import get_logger
+from service.runtime import Runtime
 
 router = APIRouter(prefix="/health", tags=["health"])
 log = get_logger("health")
@@ -19,11 +21,8 @@ async def live() -> dict[str, str]:
     "/ready",
     responses={503: {"description": "PostgreSQL or Redis does not answer"}},
 )
-def ready(runtime: RuntimeDep) -> Any:
-    checks = {
-        "postgresql": _check(runtime.database.ping),
-        "redis": _check(runtime.redis.ping),
-    }
+async def ready(runtime: RuntimeDep) -> Any:
+    checks = await runtime.threads.run(functools.partial(_checks, runtime))
     failing = [name for name, ok in checks.items() if not ok]
     body = {
         "status": "unavailable" if failing else "ok",
@@ -33,6 +32,13 @@ def ready(runtime: RuntimeDep) -> Any:
         body["detail"] = f"Unavailable: {', '.join(failing)}"
         return JSONResponse(status_code=503, content=body)
     return body
+
+
+def _checks(runtime: Runtime) -> dict[str, bool]:
+    return {
+        "postgresql": _check(runtime.database.ping),
+        "redis": _check(runtime.redis.ping),
+    }
 
 
 def _check(ping: Any) -> bool:
