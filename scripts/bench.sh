@@ -12,8 +12,8 @@
 # (scripts/bench/floor.py: a trivial `def` endpoint) with the same uvicorn settings, runs
 # every scenario (the floor first and again last; ratios are to their mean) and prints
 # one table. Settings: DURATION (10s), CONNECTIONS (64),
-# THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (2000) and LOGOUT_DURATION
-# (3s: each logout spends one prepared session), SCENARIOS (a
+# THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (3000) and LOGOUT_DURATION
+# (1s: each logout spends one prepared session; a run that uses them all is marked), SCENARIOS (a
 # comma-separated subset, e.g. "get,list"). Exit status 1 if any request failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ floor_pid=$!
 
 echo "preparing users, sessions and tasks through $BASE_URL ..." >&2
 "$PY" -m scripts.bench.prepare --base-url "$BASE_URL" --out "$data" \
-  --logout-sessions "${LOGOUT_SESSIONS:-2000}"
+  --logout-sessions "${LOGOUT_SESSIONS:-3000}"
 
 for _ in $(seq 50); do
   curl -fs "http://127.0.0.1:$FLOOR_PORT/floor" >/dev/null && break

@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--refresh-sessions", type=int, default=256)
-    parser.add_argument("--logout-sessions", type=int, default=2000)
+    parser.add_argument("--logout-sessions", type=int, default=3000)
     args = parser.parse_args()
     prepare(
         args.base_url,
