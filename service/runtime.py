@@ -34,7 +34,7 @@ class Runtime:
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         database = Database(engine)
-        threads = settings.thread_pool_size + settings.password_hash_concurrency
+        threads = settings.thread_pool_size + settings.password_threads
         redis_client = make_redis(settings.redis_url, max_connections=threads + 8)
         return cls(
             settings=settings,
@@ -61,7 +61,7 @@ class Runtime:
             ),
             threads=WorkerThreads(
                 request_threads=settings.thread_pool_size,
-                password_threads=settings.password_hash_concurrency,
+                password_threads=settings.password_threads,
             ),
         )
 
