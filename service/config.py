@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # Per worker process; the container runs one worker per CPU, so one hash per core.
     password_hash_concurrency: int = Field(default=1, ge=1, le=64)
     # Measured on 2 cores with loopback PostgreSQL and Redis: 2 threads per worker served
-    # reads ~50% faster than 16 (fewer threads contending for the GIL). Raise it when the
+    # reads 30-45% faster than 16 (fewer threads contending for the GIL). Raise it when the
     # databases are far away: threads ~ requests/s per worker x seconds each one waits.
     thread_pool_size: int = Field(default=2, ge=1, le=1000)
     # Default: one connection per request thread and per password thread.
