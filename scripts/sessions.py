@@ -3,6 +3,8 @@ the service's environment is set, e.g. `docker compose exec api python -m script
 
   list [--user EMAIL] [--json]   live sessions, newest first (a table, or a JSON array)
   kill SESSION_ID...             revoke sessions; exit 1 naming any id not found
+                                 (ids made before 2026-11-27 may start with "-": put
+                                 `--` before them, `kill -- -AbC...`)
   kill --user EMAIL              revoke every session of one user
 """
 

@@ -36,6 +36,14 @@ def index_key(user_id: int) -> str:
     return f"sessions:{{u:{user_id}}}"
 
 
+def new_session_id() -> str:
+    """128 random bits, URL-safe. Never starting with "-", so that an id pasted on a
+    command line (the admin CLI, redis-cli) is not read as an option."""
+    while (session_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return session_id
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -148,7 +156,7 @@ class SessionStore:
         self, *, user_id: int, jti: str, ip: str, user_agent: str
     ) -> tuple[str, RefreshToken]:
         """Start a session; return its id and its first refresh token."""
-        session_id = secrets.token_urlsafe(16)
+        session_id = new_session_id()
         refresh = RefreshToken.new(user_id, session_id)
         now = time.time()
         absolute_end = now + self.session_ttl_seconds

@@ -95,6 +95,12 @@ def test_kill_exits_1_naming_ids_it_did_not_find(api: Api, cli: Cli) -> None:
     assert api.get("/tasks", headers=tokens.headers).status_code == 401
 
 
+def test_kill_takes_ids_that_start_with_a_dash_after_double_dash(cli: Cli) -> None:
+    result = cli("kill", "--", "-an-old-style-id")
+    assert result.returncode == 1  # looked up and not found, not a usage error (2)
+    assert "-an-old-style-id" in result.stderr
+
+
 def test_kill_user_spares_other_users(api: Api, cli: Cli) -> None:
     email = api.register()
     sessions = [api.login(email) for _ in range(2)]

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from sessions.store import RotationResult, SessionStore, index_key, session_key
+from sessions.store import RotationResult, SessionStore, index_key, new_session_id, session_key
 
 
 @pytest.fixture
@@ -83,3 +83,11 @@ def test_idle_session_is_refused_even_before_redis_expires_it(client: redis.Redi
     time.sleep(1.1)
     assert not store.authenticate(user_id=424248, session_id=session_id, jti="j")
     assert client.exists(session_key(424248, session_id)) == 0
+
+
+def test_session_ids_never_start_with_a_dash() -> None:
+    # One in 64 random URL-safe ids would; on a command line it reads as an option.
+    ids = [new_session_id() for _ in range(5000)]
+    assert not any(session_id.startswith("-") for session_id in ids)
+    assert len(set(ids)) == len(ids)
+    assert all(len(session_id) == 22 for session_id in ids)
