@@ -71,17 +71,20 @@ class Settings(BaseSettings):
         return 2 * self.password_hash_concurrency
 
     @property
+    def worker_threads(self) -> int:
+        """Every thread of one worker process that may hold a connection."""
+        return self.thread_pool_size + self.password_threads
+
+    @property
     def database_pool_size(self) -> int:
-        threads = self.thread_pool_size + self.password_threads
-        return self.db_pool_size if self.db_pool_size is not None else threads
+        return self.db_pool_size if self.db_pool_size is not None else self.worker_threads
 
     @model_validator(mode="after")
     def a_connection_for_every_thread(self) -> "Settings":
-        threads = self.thread_pool_size + self.password_threads
-        if self.database_pool_size < threads:
+        if self.database_pool_size < self.worker_threads:
             raise ValueError(
                 f"DB_POOL_SIZE must be at least THREAD_POOL_SIZE + 2 x PASSWORD_HASH_CONCURRENCY "
-                f"({threads}): a thread waiting for a connection stalls its request"
+                f"({self.worker_threads}): a thread waiting for a connection stalls its request"
             )
         return self
 

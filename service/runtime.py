@@ -34,8 +34,7 @@ class Runtime:
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         database = Database(engine)
-        threads = settings.thread_pool_size + settings.password_threads
-        redis_client = make_redis(settings.redis_url, max_connections=threads + 8)
+        redis_client = make_redis(settings.redis_url, max_connections=settings.worker_threads + 8)
         return cls(
             settings=settings,
             database=database,

@@ -128,7 +128,7 @@ def main() -> int:
             run_settings = {**settings, "duration": os.environ.get("LOGOUT_DURATION", "1s")}
         output, cpu = run_wrk(url, here / script if script else None, args, run_settings)
         result = parse(name, output, cpu)
-        if name == "logout" and _ran_out(output, data / data_file, settings):  # type: ignore[operator]
+        if name == "logout" and _ran_out(output, data / "logout.tsv", settings):
             # The threads stopped early but wrk divides by the whole duration: not a rate.
             print("  logout: prepared sessions ran out; raise LOGOUT_SESSIONS", file=sys.stderr)
             result.scenario += " (ran out)"
