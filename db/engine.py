@@ -5,7 +5,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.orm import Session, sessionmaker
 
 
 def psycopg2_url(url: str) -> str:
@@ -67,23 +68,35 @@ def _ping_idle_connections(engine: Engine) -> None:
 
 
 class Database:
-    """One engine; `statement()` is the unit of work. Every request runs single statements
-    (INSERT/UPDATE/DELETE ... RETURNING, or a SELECT), each atomic on its own; the unique
-    index on lower(email) keeps registration correct without a wider transaction."""
+    """The engine and its one `sessionmaker`: every read and write goes through an ORM
+    `Session` from here.
+
+    The engine runs in autocommit mode, so a unit of work of one statement (a SELECT, an
+    INSERT/UPDATE/DELETE ... RETURNING) is committed when the statement returns, with no
+    BEGIN and COMMIT round trips around it. Work whose statements must agree opens
+    `transaction()` instead: one PostgreSQL transaction, committed before it returns."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
     @contextmanager
-    def statement(self) -> Iterator[Connection]:
-        """A connection in autocommit mode. What a statement changed is committed when it
-        returns, so the caller's response can never claim a change that was lost."""
-        with self.engine.connect() as connection:
-            yield connection
+    def session(self) -> Iterator[Session]:
+        """A unit of work whose every statement stands alone (autocommit), committed
+        when the block ends without an error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A unit of work in one transaction: committed on success, rolled back on error."""
+        with self._sessions.begin() as session:
+            session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+            yield session
 
     def ping(self) -> None:
-        with self.statement() as connection:
-            connection.execute(text("SELECT 1"))
+        with self.session() as session:
+            session.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

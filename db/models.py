@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -24,15 +25,17 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("email_canonical", name="uq_users_email_canonical"),)
+    # Server defaults (created_at) come back in the INSERT's RETURNING, not a later SELECT.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # As the user typed it (after email-validator's normalisation): shown and mailed to.
     email: Mapped[str] = mapped_column(String(320))
+    # db.emails.canonical_email(email): what makes two addresses the same account.
+    email_canonical: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-# Emails are unique whatever their case; the login lookup uses the same expression.
-Index("uq_users_email_lower", func.lower(User.email), unique=True)
 
 
 class Task(Base):
@@ -48,6 +51,8 @@ class Task(Base):
         Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
         Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
     )
+
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     owner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))

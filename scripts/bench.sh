@@ -3,18 +3,20 @@
 #
 #   BASE_URL=http://127.0.0.1:8000 ./scripts/bench.sh
 #
-# The server must run with budgets the benchmark cannot exhaust, for example:
+# Run it with the server's own environment (DATABASE_URL, REDIS_URL, THREAD_POOL_SIZE...):
+# the floor app uses the same settings. The server must run with budgets the benchmark
+# cannot exhaust, for example:
 #   RATE_LIMIT=10000000/minute LOGIN_RATE_LIMIT=10000000/minute \
-#   REGISTER_RATE_LIMIT=10000000/hour \
+#   LOGIN_ACCOUNT_RATE_LIMIT=10000000/hour REGISTER_RATE_LIMIT=10000000/hour \
 #   .venv/bin/uvicorn service.main:app --workers 2 --no-proxy-headers
 #
 # It prepares its own users, sessions and tasks through the API, starts the floor app
-# (scripts/bench/floor.py: a trivial `def` endpoint) with the same uvicorn settings, runs
-# every scenario (the floor first and again last; ratios are to their mean) and prints
-# one table. Settings: DURATION (10s), CONNECTIONS (64),
-# THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (3000) and LOGOUT_DURATION
-# (1s: each logout spends one prepared session; a run that uses them all is marked), SCENARIOS (a
-# comma-separated subset, e.g. "get,list"). Exit status 1 if any request failed.
+# (scripts/bench/floor.py: /floor does nothing, /io-floor one Redis GET and one SELECT 1)
+# with the same uvicorn settings, runs every scenario (the floors first and again last;
+# ratios are to their means) and prints one table. Settings: DURATION (10s), CONNECTIONS
+# (64), THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (3000) and LOGOUT_DURATION
+# (1s: each logout spends one prepared session; a run that uses them all is marked),
+# SCENARIOS (a comma-separated subset, e.g. "get,list"). Exit status 1 if any request failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

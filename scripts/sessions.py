@@ -41,18 +41,18 @@ class Admin:
         )
 
     def user_id(self, email: str) -> int:
-        with self.database.statement() as db:
-            user_id = repo.get_user_id_by_email(db, email=email)
-        if user_id is None:
+        with self.database.session() as db:
+            user = repo.get_user_by_email(db, email=email)
+        if user is None:
             raise CliError(f"no user with email {email}")
-        return user_id
+        return user.id
 
     def sessions(self, email: str | None) -> list[dict[str, Any]]:
         infos = (
             self.store.list_for_user(self.user_id(email)) if email else list(self.store.iter_all())
         )
         infos.sort(key=lambda info: info.created_at, reverse=True)
-        with self.database.statement() as db:
+        with self.database.session() as db:
             emails = repo.get_users_by_ids(db, user_ids=sorted({i.user_id for i in infos}))
         return [_row(info, emails.get(info.user_id, "")) for info in infos]
 

@@ -28,12 +28,16 @@ class Settings(BaseSettings):
     rate_limit: str = "100/minute"
     login_rate_limit: str = "10/minute"
     register_rate_limit: str = "20/hour"
+    # Failed logins per account, from every client together (distributed guessing).
+    login_account_rate_limit: str = "50/hour"
+    # A refresh token just rotated away still gets the same new pair for this long.
+    refresh_grace_seconds: float = Field(default=10, ge=0, le=300)
     trusted_proxies: str = ""
     # Per worker process; the container runs one worker per CPU, so one hash per core.
     password_hash_concurrency: int = Field(default=1, ge=1, le=64)
-    # Measured on 2 cores with loopback PostgreSQL and Redis: 2 threads per worker served
-    # reads 30-45% faster than 16 (fewer threads contending for the GIL). Raise it when the
-    # databases are far away: threads ~ requests/s per worker x seconds each one waits.
+    # Threads per worker for the routes that do not hash passwords. Few threads contend
+    # less for the GIL (docs/performance.md); raise it when the databases are far away:
+    # threads ~ requests/s per worker x seconds each one waits.
     thread_pool_size: int = Field(default=2, ge=1, le=1000)
     # Default: one connection per request thread and per password thread.
     db_pool_size: int | None = Field(default=None, ge=1, le=1000)
@@ -47,7 +51,9 @@ class Settings(BaseSettings):
     def use_psycopg2_driver(cls, url: str) -> str:
         return psycopg2_url(url)
 
-    @field_validator("rate_limit", "login_rate_limit", "register_rate_limit")
+    @field_validator(
+        "rate_limit", "login_rate_limit", "register_rate_limit", "login_account_rate_limit"
+    )
     @classmethod
     def parsable_rate_limit(cls, value: str) -> str:
         try:
@@ -66,13 +72,15 @@ class Settings(BaseSettings):
 
     @property
     def password_threads(self) -> int:
-        # Twice the hashing cap: one login does its Redis and SQL work while another hashes,
-        # so the cores never wait on a round trip (measured +4.5% logins/s over 1x).
+        """Routes that hash a password in flight at once, per worker: twice the hashing
+        cap, so one does its Redis and SQL work while another hashes. The rest wait on
+        the event loop, not in a thread that other requests need."""
         return 2 * self.password_hash_concurrency
 
     @property
     def worker_threads(self) -> int:
-        """Every thread of one worker process that may hold a connection."""
+        """Every thread of one worker process that may hold a connection: the request
+        threads plus one for each password route in flight."""
         return self.thread_pool_size + self.password_threads
 
     @property

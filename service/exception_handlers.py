@@ -1,28 +1,28 @@
 """Every error becomes JSON here, once: domain errors, routing errors, validation
 errors (with the submitted input stripped) and an unavailable Redis or PostgreSQL."""
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
+from slowapi.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from service.deps import route_check
 from service.errors import DomainError
 from service.logging import get_logger
+from service.ratelimit import LimitState
 from service.runtime import Runtime
 
 log = get_logger("service")
 UNAVAILABLE_HEADERS = {"Retry-After": "5"}
-FASTAPI_UNPARSABLE_BODY = "There was an error parsing the body"
 
 
 def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -34,27 +34,33 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, {"detail": exc.detail}, exc.headers or None)
 
 
-async def _route_check_refusal(request: Request) -> JSONResponse | None:
-    """Run the route's budget/session check, which FastAPI's input validation came before:
-    an invalid request still counts against its budget, and still needs a live session."""
-    check = route_check(request)
-    if check is None:
-        return None
+async def _budget_refusal(request: Request) -> JSONResponse | None:
+    """A request refused as malformed still spends its client's budget: the answer, if
+    that refuses it instead (429, or 503 with Redis down)."""
+    runtime: Runtime = request.app.state.runtime
     try:
-        runtime: Runtime = request.app.state.runtime
-        await runtime.threads.run(functools.partial(check, request))
-    except DomainError as error:
-        return await _domain_error(request, error)
+        await run_in_threadpool(runtime.limits.spend_budget, request=request)
+    except RateLimitExceeded as error:
+        return await _rate_limited(request, error)
     except RedisError as error:
         return await _redis_down(request, error)
     return None
 
 
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimitExceeded)
+    state: LimitState | None = getattr(request.state, "rate_limit", None)
+    headers = {"Retry-After": state.retry_after()} if state else None
+    if exc.limit is not None:
+        log.warning("rate_limited", limit=str(exc.limit.limit), scope=exc.limit.scope)
+    return _json(429, {"detail": f"Rate limit exceeded: {exc.detail}"}, headers)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSABLE_BODY:
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
         # A body that is not UTF-8 JSON is malformed input like any other: 422.
-        if refusal := await _route_check_refusal(request):
+        if refusal := await _budget_refusal(request):
             return refusal
         error = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not valid UTF-8 JSON"}
         return _json(422, {"detail": [error]})
@@ -73,7 +79,7 @@ def _allowed_methods(request: Request, fallback: Mapping[str, str] | None) -> di
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if refusal := await _route_check_refusal(request):
+    if refusal := await _budget_refusal(request):
         return refusal
     # FastAPI's default echoes the submitted value (a password, say) in `input`.
     errors = [
@@ -104,6 +110,7 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(OperationalError, _database_down)

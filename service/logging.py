@@ -67,6 +67,9 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # SlowAPI logs each limit it sees exceeded with its key (an email, for the login
+    # limits); the service logs its own "rate_limited" event instead.
+    logging.getLogger("slowapi").setLevel(logging.ERROR)
     # The access line is written by our middleware, with the request id and user.
     access = logging.getLogger("uvicorn.access")
     access.handlers = []

@@ -3,13 +3,15 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from service.config import Settings, get_settings
+from service.deps import IDENTIFY_CALLER, REQUIRE_SESSION
 from service.exception_handlers import register_exception_handlers
 from service.logging import configure_logging, get_logger
 from service.middleware import RequestContextMiddleware
-from service.routes import auth, health, sessions, tasks
+from service.routes import account, auth, health, sessions, tasks
 from service.runtime import Runtime
 
 log = get_logger("service")
@@ -22,9 +24,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The sync routes run in AnyIO's default thread pool: sized here, per worker.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         log.info("service_started", app_env=settings.app_env)
         yield
-        runtime.close()
+        await runtime.close()
         log.info("service_stopped")
 
     app = FastAPI(
@@ -36,8 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     register_exception_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (auth, sessions, tasks, health):
-        app.include_router(module.router)
+
+    # The public routes, all of them. A token sent to one still keys the caller's budget
+    # by user when its session is live.
+    app.include_router(auth.build_router(runtime), dependencies=[IDENTIFY_CALLER])
+    app.include_router(health.router)
+    # Every other route needs a live session.
+    for module in (account, sessions, tasks):
+        app.include_router(module.build_router(runtime), dependencies=[REQUIRE_SESSION])
     return app
 
 

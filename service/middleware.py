@@ -52,8 +52,9 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        # The route checks run in worker threads, where contextvars do not flow back;
-        # they record the caller and the rate-limit state in the request state instead.
+        # Routes run in worker threads, where contextvars do not flow back: the caller
+        # (service.deps) and the rate-limit window (service.ratelimit) are recorded in
+        # the request state instead.
         state = scope.setdefault("state", {})
         status = 500
         response_started = False
@@ -65,7 +66,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 response_started = True
                 headers = [*message.get("headers", []), header]
-                limit = state.get("rate_limit")  # set by service.deps.enforce_limit
+                limit = state.get("rate_limit")
                 if limit is not None:
                     headers += limit.headers()
                 message["headers"] = headers
@@ -104,8 +105,8 @@ class RequestContextMiddleware:
                 status=status,
                 duration_ms=round((time.perf_counter() - start) * 1000, 2),
                 client_ip=scope["client"][0] if scope.get("client") else None,
-                user_id=state.get("user_id"),
-                session_id=state.get("session_id"),
+                user_id=principal.user_id if (principal := state.get("principal")) else None,
+                session_id=principal.session_id if principal else None,
             )
 
     @staticmethod

@@ -1,30 +1,50 @@
-"""Rate limits shared by every worker and replica: SlowAPI's Limiter on the service's Redis.
+"""Every rate limit of the service, decided by SlowAPI's Limiter on the service's Redis.
 
-The Limiter holds the limits and the Redis storage (one connection pool with the session
-store). Hits are made in the thread pool, by the route checks of `service.deps`, rather than
-by SlowAPIMiddleware: the middleware makes blocking Redis calls on the event loop and needs
-three round trips for the X-RateLimit headers. Here one Lua script increments the counter
-and reports its window, and on authenticated routes it shares one pipeline with the session
-check. Keys and expiry are those of the Limiter's fixed-window strategy and storage, so its
-own tools (`limiter.limiter.get_window_stats`, `limiter.limiter.clear`) see the same counters.
+- The budget (`RATE_LIMIT`): one per client across every route together, keyed by user
+  when the request carries a token of a live session and by client IP otherwise. Every
+  route built with `RateLimits.route_class` spends it; so does a request refused with 401
+  or 422 (`spend_budget`).
+- Login (`LOGIN_RATE_LIMIT` per client IP + email, `LOGIN_ACCOUNT_RATE_LIMIT` failed logins
+  per account from all clients) and registration (`REGISTER_RATE_LIMIT` per IP): SlowAPI
+  decorators on those routes, checked together with the budget.
+
+SlowAPI's decorators run in the route's own worker thread, before the route's code. Its
+header injection is off: it would read each window back from Redis; the storage below
+answers those reads from the hit it just made, and the middleware renders the contract's
+X-RateLimit-* headers from `request.state.rate_limit`.
 """
 
+import functools
 import math
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-from limits import RateLimitItem, parse
+from fastapi import Request
+from fastapi.routing import APIRoute
+from limits import parse
+from limits.storage import RedisStorage
+from redis import ConnectionPool
 from slowapi import Limiter
-from slowapi.util import get_remote_address
 
-from sessions.lua import LuaScript
+from db.emails import canonical_email
 
-# KEYS: counter. ARGV: window seconds. Returns {hits so far, milliseconds until reset}.
-_HIT = """
-local current = redis.call('INCRBY', KEYS[1], 1)
-if current == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+Endpoint = Callable[..., Any]
+
+# Windows seen by the hits of the current worker-thread call: {key: (count, reset at)}.
+# Each call runs in a copy of the request's context, so nothing leaks between requests.
+_windows: ContextVar[dict[str, tuple[int, float]]] = ContextVar("rate_limit_windows")
+
+
+class SingleTripRedisStorage(RedisStorage):
+    """limits' Redis storage, with `incr` returning the window's count and TTL in one
+    script, so the `get`/`get_expiry` that follow in the same call need no round trip."""
+
+    STORAGE_SCHEME = ["redis+singletrip"]  # noqa: RUF012 (limits registers the scheme)
+    SCRIPT_INCR_WITH_TTL = """
+local current = redis.call('INCRBY', KEYS[1], ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -33,73 +53,159 @@ end
 return {current, ttl}
 """
 
+    def initialize_storage(self, uri: str) -> None:
+        super().initialize_storage(uri)
+        self._incr_with_ttl = self.get_connection().register_script(
+            self.SCRIPT_INCR_WITH_TTL.encode()
+        )
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        count, ttl_ms = self._incr_with_ttl([self.prefixed_key(key)], [expiry, amount])
+        seen = _windows.get(None)
+        if seen is None:
+            seen = {}
+            _windows.set(seen)
+        seen[key] = (int(count), time.time() + int(ttl_ms) / 1000)
+        return int(count)
+
+    def get(self, key: str) -> int:
+        seen = _windows.get(None)
+        if seen is not None and key in seen:
+            return seen[key][0]
+        return int(super().get(key))
+
+    def get_expiry(self, key: str) -> float:
+        seen = _windows.get(None)
+        if seen is not None and key in seen:
+            return seen[key][1]
+        return float(super().get_expiry(key))
+
 
 @dataclass(frozen=True, slots=True)
 class LimitState:
+    """The window a response reports: the tightest limit SlowAPI checked, or the one hit."""
+
     limit: int
-    hits: int
-    reset_in_seconds: float
-
-    @property
-    def allowed(self) -> bool:
-        return self.hits <= self.limit
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.hits)
+    remaining: int
+    reset_at: float
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """X-RateLimit-* as raw ASGI headers; Reset in epoch seconds, as GitHub sends it."""
-        reset = math.ceil(time.time() + self.reset_in_seconds)
         return [
             (b"x-ratelimit-limit", str(self.limit).encode()),
             (b"x-ratelimit-remaining", str(self.remaining).encode()),
-            (b"x-ratelimit-reset", str(reset).encode()),
+            (b"x-ratelimit-reset", str(math.ceil(self.reset_at)).encode()),
         ]
 
     def retry_after(self) -> str:
-        return str(max(1, math.ceil(self.reset_in_seconds)))
+        return str(max(1, math.ceil(self.reset_at - time.time())))
+
+
+def client_ip(request: Request) -> str:
+    # The socket peer, or what a trusted proxy said (uvicorn --forwarded-allow-ips).
+    return request.client.host if request.client else "unknown"
+
+
+def caller_key(request: Request) -> str:
+    """The user, when the request carries a token of a live session (`service.deps` sets
+    the principal only then); otherwise the client IP, as for no token at all."""
+    principal = getattr(request.state, "principal", None)
+    return f"user:{principal.user_id}" if principal is not None else f"ip:{client_ip(request)}"
+
+
+def _ip_key(request: Request) -> str:
+    return f"ip:{client_ip(request)}"
+
+
+def _submitted_email(request: Request) -> str:
+    return canonical_email(str(request.state.body.email))
+
+
+def _ip_and_email_key(request: Request) -> str:
+    return f"ip:{client_ip(request)}:email:{_submitted_email(request)}"
+
+
+def _account_key(request: Request) -> str:
+    return f"email:{_submitted_email(request)}"
+
+
+LOGIN_ACCOUNT_SCOPE = "login-account"
+
+
+def unauthenticated_request(request: Request) -> None:
+    """What a request refused before its route ran still spends: the budget."""
 
 
 class RateLimits:
     def __init__(
         self,
-        redis_client: redis.Redis,
         *,
-        redis_url: str,
+        connection_pool: ConnectionPool,
         budget: str,
         login: str,
+        login_account: str,
         register: str,
     ) -> None:
-        self.budget = parse(budget)
-        self.login = parse(login)
-        self.register = parse(register)
-        # application_limits: one budget per client across every route together
-        # (default_limits would count each path separately).
         self.limiter = Limiter(
-            key_func=get_remote_address,
-            application_limits=[budget],
-            storage_uri=redis_url,
-            storage_options={"connection_pool": redis_client.connection_pool},  # type: ignore[dict-item]
+            key_func=caller_key,
+            storage_uri="redis+singletrip://",
+            storage_options={"connection_pool": connection_pool},  # type: ignore[dict-item]
             strategy="fixed-window",
-            headers_enabled=True,
+            headers_enabled=False,
         )
-        self._storage: Any = self.limiter.limiter.storage
-        self._redis = redis_client
-        self._hit = LuaScript(_HIT)
+        self._budget = self.limiter.shared_limit(budget, scope="budget", key_func=caller_key)
+        self._failed_login = parse(login_account)
+        login_per_ip = self.limiter.shared_limit(login, scope="login", key_func=_ip_and_email_key)
+        # Every attempt counts as a failure until it succeeds (`forgive_failed_login`), so
+        # attempts in flight count too and the check happens before any password hash.
+        failed_per_account = self.limiter.shared_limit(
+            login_account, scope=LOGIN_ACCOUNT_SCOPE, key_func=_account_key
+        )
+        self.login: Callable[[Endpoint], Endpoint] = lambda f: login_per_ip(failed_per_account(f))
+        self.registration: Callable[[Endpoint], Endpoint] = self.limiter.shared_limit(
+            register, scope="register", key_func=_ip_key
+        )
+        self.spend_budget = self.enforced(unauthenticated_request)
+        self.route_class = _limited_route_class(self)
 
-    def queue_hit(self, pipe: Any, item: RateLimitItem, *identifiers: str) -> None:
-        """Add a hit to a pipeline; read its result with `state()`."""
-        self._hit(pipe, [self._key(item, *identifiers)], [item.get_expiry()])
+    def enforced(self, endpoint: Endpoint) -> Endpoint:
+        """`endpoint` with the budget, and whatever limits its own decorators add,
+        checked by SlowAPI when it is called (in the worker thread), before it runs. Its
+        validated `body`, if any, is what the login limits are keyed by."""
+        checked = self._budget(endpoint)
 
-    def hit(self, item: RateLimitItem, *identifiers: str) -> LimitState:
-        result = self._hit(self._redis, [self._key(item, *identifiers)], [item.get_expiry()])
-        return self.state(item, result)
+        @functools.wraps(checked)
+        def run(**arguments: Any) -> Any:
+            request: Request = arguments["request"]
+            request.state.body = arguments.get("body")
+            try:
+                return checked(**arguments)
+            finally:
+                self._remember_window(request)
 
-    @staticmethod
-    def state(item: RateLimitItem, result: list[int]) -> LimitState:
-        hits, ttl_ms = result
-        return LimitState(limit=item.amount, hits=int(hits), reset_in_seconds=int(ttl_ms) / 1000)
+        return run
 
-    def _key(self, item: RateLimitItem, *identifiers: str) -> str:
-        return str(self._storage.prefixed_key(item.key_for(*identifiers)))
+    def forgive_failed_login(self, request: Request) -> None:
+        """A login that succeeded gives back the failure it was counted as."""
+        self.limiter.limiter.hit(
+            self._failed_login, _account_key(request), LOGIN_ACCOUNT_SCOPE, cost=-1
+        )
+
+    def _remember_window(self, request: Request) -> None:
+        current = getattr(request.state, "view_rate_limit", None)
+        if current is None:
+            return
+        item, identifiers = current
+        reset_at, remaining = self.limiter.limiter.get_window_stats(item, *identifiers)
+        request.state.rate_limit = LimitState(item.amount, remaining, reset_at)
+        _windows.set({})
+
+
+def _limited_route_class(limits: RateLimits) -> type[APIRoute]:
+    class LimitedRoute(APIRoute):
+        """A route whose calls spend the caller's budget (and its own limits) first."""
+
+        def __init__(self, path: str, endpoint: Endpoint, **kwargs: Any) -> None:
+            super().__init__(path, limits.enforced(endpoint), **kwargs)
+
+    return LimitedRoute

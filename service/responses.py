@@ -18,3 +18,7 @@ def json_response(
 ) -> Response:
     # pydantic_core writes datetimes as ISO 8601 ("...Z" for UTC), like the models would.
     return Response(to_json(content), status_code, headers, media_type="application/json")
+
+
+# On responses that carry tokens: no cache, shared or private, may keep them.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -3,16 +3,33 @@
 from dataclasses import dataclass
 
 import redis
+from redis.asyncio import BlockingConnectionPool as AsyncBlockingConnectionPool
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from db.engine import Database, make_engine
 from service.config import Settings
 from service.ratelimit import RateLimits
-from service.threads import WorkerThreads
+from service.services.accounts import AccountService
+from service.services.tasks import TaskService
 from sessions.passwords import PasswordHasher
 from sessions.store import SessionStore
 from sessions.tokens import TokenCodec
+
+# redis-py 8 defaults to 5 s timeouts and 10 retries: far too long to hold a request
+# while Redis is down. Fail fast, and let the caller answer 503.
+REDIS_OPTIONS = {
+    "timeout": 2,
+    "socket_timeout": 1,
+    "socket_connect_timeout": 1,
+    "health_check_interval": 30,
+    "retry_on_timeout": False,
+}
+# The event loop's session checks share these; a request waits for one (up to `timeout`)
+# rather than opening connections without bound.
+ASYNC_REDIS_CONNECTIONS = 32
 
 
 @dataclass
@@ -20,67 +37,79 @@ class Runtime:
     settings: Settings
     database: Database
     redis: redis.Redis
+    async_redis: AsyncRedis
     sessions: SessionStore
     tokens: TokenCodec
     passwords: PasswordHasher
     limits: RateLimits
-    threads: WorkerThreads
+    accounts: AccountService
+    tasks: TaskService
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
-        engine = make_engine(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            statement_timeout_ms=settings.db_statement_timeout_ms,
+        database = Database(
+            make_engine(
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+            )
         )
-        database = Database(engine)
-        redis_client = make_redis(settings.redis_url, max_connections=settings.worker_threads + 8)
+        # One pool for the session store and the rate limiter: a connection per thread.
+        redis_client = make_redis(settings.redis_url, max_connections=settings.worker_threads)
+        async_redis = make_async_redis(settings.redis_url)
+        sessions = SessionStore(
+            redis_client,
+            async_redis=async_redis,
+            session_ttl_seconds=settings.session_ttl_seconds,
+            idle_timeout_seconds=settings.session_idle_timeout_seconds,
+            refresh_grace_seconds=settings.refresh_grace_seconds,
+        )
+        tokens = TokenCodec(
+            secret=settings.jwt_secret,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=settings.access_token_ttl_seconds,
+        )
+        passwords = PasswordHasher(concurrency=settings.password_hash_concurrency)
         return cls(
             settings=settings,
             database=database,
             redis=redis_client,
-            sessions=SessionStore(
-                redis_client,
-                session_ttl_seconds=settings.session_ttl_seconds,
-                idle_timeout_seconds=settings.session_idle_timeout_seconds,
-            ),
-            tokens=TokenCodec(
-                secret=settings.jwt_secret,
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                ttl_seconds=settings.access_token_ttl_seconds,
-            ),
-            passwords=PasswordHasher(concurrency=settings.password_hash_concurrency),
+            async_redis=async_redis,
+            sessions=sessions,
+            tokens=tokens,
+            passwords=passwords,
             limits=RateLimits(
-                redis_client,
-                redis_url=settings.redis_url,
+                connection_pool=redis_client.connection_pool,
                 budget=settings.rate_limit,
                 login=settings.login_rate_limit,
+                login_account=settings.login_account_rate_limit,
                 register=settings.register_rate_limit,
             ),
-            threads=WorkerThreads(
-                request_threads=settings.thread_pool_size,
-                password_threads=settings.password_threads,
+            accounts=AccountService(
+                database=database, sessions=sessions, tokens=tokens, passwords=passwords
             ),
+            tasks=TaskService(database=database),
         )
 
-    def close(self) -> None:
-        self.threads.shutdown()
+    async def close(self) -> None:
+        await self.async_redis.aclose()
         self.database.dispose()
         self.redis.close()
 
 
 def make_redis(url: str, *, max_connections: int) -> redis.Redis:
-    # redis-py 8 defaults to 5 s timeouts and 10 retries: far too long to hold a request
-    # while Redis is down. Fail fast, and let the caller answer 503.
     pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=2,
-        socket_timeout=1,
-        socket_connect_timeout=1,
-        health_check_interval=30,
-        retry_on_timeout=False,
-        retry=Retry(NoBackoff(), 0),
+        url, max_connections=max_connections, retry=Retry(NoBackoff(), 0), **REDIS_OPTIONS
     )
     return redis.Redis(connection_pool=pool)
+
+
+def make_async_redis(url: str) -> AsyncRedis:
+    pool = AsyncBlockingConnectionPool.from_url(
+        url,
+        max_connections=ASYNC_REDIS_CONNECTIONS,
+        retry=AsyncRetry(NoBackoff(), 0),
+        **REDIS_OPTIONS,
+    )
+    return AsyncRedis(connection_pool=pool)

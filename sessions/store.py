@@ -9,7 +9,10 @@ stay in one Redis Cluster slot):
 - `sessions:{u:<uid>}`       sorted set of the user's session ids, scored by absolute end.
 """
 
+import base64
 import hashlib
+import hmac
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from enum import Enum
 from typing import Any
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from sessions.lua import LuaScript
 
@@ -67,8 +71,20 @@ class SessionInfo:
 
 class RotationResult(Enum):
     ROTATED = "rotated"
+    REPEATED = "repeated"  # the token just rotated away, within the grace period
     REUSED = "reused"  # a spent refresh token: the session has been revoked
     INVALID = "invalid"  # unknown session or secret: nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What a refresh gives: the session's current access `jti` (issued at `issued_at`)
+    and refresh token. On REPEATED they are those of the rotation being repeated."""
+
+    result: RotationResult
+    jti: str = ""
+    issued_at: int = 0
+    refresh: "RefreshToken | None" = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +104,27 @@ class RefreshToken:
 
     @classmethod
     def parse(cls, value: str) -> "RefreshToken | None":
-        parts = value.split(".")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[1] or not parts[2]:
+        """The token's parts, or None for anything not of the form this store issues."""
+        match = _REFRESH_TOKEN.fullmatch(value)
+        if match is None:
             return None
-        if len(value) > 200:
-            return None
-        return cls(int(parts[0]), parts[1], parts[2])
+        return cls(int(match["user_id"]), match["session_id"], match["secret"])
+
+    def successor(self, salt: str) -> "RefreshToken":
+        """The token a rotation with `salt` gives for this one. Derived rather than stored,
+        so that a retry within the grace period gets the same token again while Redis
+        keeps only hashes: without the presented secret, the salt alone yields nothing."""
+        digest = hmac.new(salt.encode(), self.secret.encode(), hashlib.sha256).digest()
+        secret = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return RefreshToken(self.user_id, self.session_id, secret)
+
+
+# ASCII only: str.isdigit() and \d accept digits such as "²" that int() refuses.
+_REFRESH_TOKEN = re.compile(
+    r"(?P<user_id>[1-9][0-9]{0,18})\.(?P<session_id>[A-Za-z0-9_-]{1,64})"
+    r"\.(?P<secret>[A-Za-z0-9_-]{1,128})",
+    re.ASCII,
+)
 
 
 # KEYS: session. ARGV: jti, now, idle timeout, last-seen write interval.
@@ -116,36 +147,60 @@ return 1
 """
 
 # KEYS: session, spent set, user index.
-# ARGV: presented hash, new jti, new hash, now, idle timeout, session id.
+# ARGV: presented hash, new jti, new hash, now, idle timeout, session id, grace seconds,
+#       new rotation salt, new jti's issued-at (whole seconds).
+# The current refresh token rotates; the one just rotated away, presented again within the
+# grace period (parallel tabs, a retry after a lost response), gets what that rotation
+# gave; any other spent token is a replay and ends the session.
 _ROTATE = """
-local v = redis.call('HMGET', KEYS[1], 'refresh_hash', 'expires_at', 'last_seen_at')
-if not v[1] then return 'invalid' end
+local v = redis.call('HMGET', KEYS[1], 'refresh_hash', 'expires_at', 'last_seen_at',
+  'prev_refresh_hash', 'rotated_at', 'jti', 'jti_issued_at', 'rotation_salt')
+if not v[1] then return {'invalid'} end
 local now, idle = tonumber(ARGV[4]), tonumber(ARGV[5])
 local abs_end = tonumber(v[2])
 if now >= abs_end or now >= tonumber(v[3]) + idle then
   redis.call('DEL', KEYS[1], KEYS[2])
-  return 'invalid'
+  redis.call('ZREM', KEYS[3], ARGV[6])
+  return {'invalid'}
 end
 if v[1] == ARGV[1] then
   local ttl = math.ceil((math.min(abs_end, now + idle) - now) * 1000)
-  redis.call('HSET', KEYS[1], 'jti', ARGV[2], 'refresh_hash', ARGV[3], 'last_seen_at', ARGV[4])
+  redis.call('HSET', KEYS[1], 'jti', ARGV[2], 'refresh_hash', ARGV[3], 'last_seen_at', ARGV[4],
+    'prev_refresh_hash', ARGV[1], 'rotated_at', ARGV[4], 'rotation_salt', ARGV[8],
+    'jti_issued_at', ARGV[9])
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('SADD', KEYS[2], ARGV[1])
   redis.call('PEXPIREAT', KEYS[2], math.ceil(abs_end * 1000))
-  return 'rotated'
+  return {'rotated'}
+end
+if v[4] == ARGV[1] and now - tonumber(v[5]) <= tonumber(ARGV[7]) then
+  return {'repeated', v[6], v[7], v[8]}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('ZREM', KEYS[3], ARGV[6])
-  return 'reused'
+  return {'reused'}
 end
-return 'invalid'
+return {'invalid'}
 """
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, *, session_ttl_seconds: int, idle_timeout_seconds: int):
+    """Sessions on a Redis client (admin and write paths) and, for the per-request check
+    made on the event loop, an asyncio client on the same server."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        session_ttl_seconds: int,
+        idle_timeout_seconds: int,
+        refresh_grace_seconds: float = 10,
+        async_redis: AsyncRedis | None = None,
+    ):
         self._redis = redis
+        self._async_redis = async_redis
+        self.refresh_grace_seconds = refresh_grace_seconds
         self.session_ttl_seconds = session_ttl_seconds
         self.idle_timeout_seconds = idle_timeout_seconds
         self.touch_interval_seconds = min(60.0, idle_timeout_seconds / 10)
@@ -186,29 +241,34 @@ class SessionStore:
 
     def authenticate(self, *, user_id: int, session_id: str, jti: str) -> bool:
         """True when the session is live and its current access token is `jti`."""
-        return self.is_live(self.queue_authenticate(self._redis, user_id, session_id, jti))
+        keys, args = self._authenticate_call(user_id, session_id, jti)
+        return bool(self._authenticate(self._redis, keys, args) == 1)
 
-    def queue_authenticate(self, client: Any, user_id: int, session_id: str, jti: str) -> Any:
-        """Run the check on `client`; on a pipeline it joins the batch and its result is
-        read from `execute()`. Pass that result to `is_live`."""
+    async def authenticate_async(self, *, user_id: int, session_id: str, jti: str) -> bool:
+        """`authenticate` on the asyncio client: no thread is held while Redis answers."""
+        assert self._async_redis is not None, "SessionStore was built without async_redis"
+        keys, args = self._authenticate_call(user_id, session_id, jti)
+        return bool(await self._authenticate(self._async_redis, keys, args) == 1)
+
+    def _authenticate_call(
+        self, user_id: int, session_id: str, jti: str
+    ) -> tuple[list[str], list[str | float]]:
         args: list[str | float] = [
             jti,
             time.time(),
             self.idle_timeout_seconds,
             self.touch_interval_seconds,
         ]
-        return self._authenticate(client, [session_key(user_id, session_id)], args)
+        return [session_key(user_id, session_id)], args
 
-    @staticmethod
-    def is_live(result: Any) -> bool:
-        return bool(result == 1)
-
-    def rotate(self, token: RefreshToken, *, new_jti: str) -> tuple[RotationResult, RefreshToken]:
+    def rotate(self, token: RefreshToken, *, new_jti: str, issued_at: int) -> Rotation:
         """Swap the session's refresh token and access `jti` for new ones.
 
-        A presented secret that was already rotated away is a replay: the session dies.
+        The token just rotated away, presented again within `refresh_grace_seconds`, gets
+        the same successor again; any older spent token is a replay and the session dies.
         """
-        new_token = RefreshToken.new(token.user_id, token.session_id)
+        salt = secrets.token_urlsafe(16)
+        successor = token.successor(salt)
         keys = [
             session_key(token.user_id, token.session_id),
             spent_key(token.user_id, token.session_id),
@@ -217,13 +277,27 @@ class SessionStore:
         args: list[str | float] = [
             hash_secret(token.secret),
             new_jti,
-            hash_secret(new_token.secret),
+            hash_secret(successor.secret),
             time.time(),
             self.idle_timeout_seconds,
             token.session_id,
+            self.refresh_grace_seconds,
+            salt,
+            issued_at,
         ]
-        result = self._rotate(self._redis, keys, args)
-        return RotationResult(result.decode() if isinstance(result, bytes) else result), new_token
+        outcome, *given = (_text(part) for part in self._rotate(self._redis, keys, args))
+        result = RotationResult(outcome)
+        if result is RotationResult.ROTATED:
+            return Rotation(result, jti=new_jti, issued_at=issued_at, refresh=successor)
+        if result is RotationResult.REPEATED:
+            jti, repeated_issued_at, repeated_salt = given
+            return Rotation(
+                result,
+                jti=jti,
+                issued_at=int(repeated_issued_at),
+                refresh=token.successor(repeated_salt),
+            )
+        return Rotation(result)
 
     def revoke(self, *, user_id: int, session_id: str) -> bool:
         with self._redis.pipeline(transaction=True) as pipe:
@@ -308,6 +382,10 @@ class SessionStore:
             ip=fields.get(b"ip", b"").decode(),
             user_agent=fields.get(b"user_agent", b"").decode(errors="replace"),
         )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _escape_glob(value: str) -> str:

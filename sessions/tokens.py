@@ -1,7 +1,6 @@
 """Access tokens: HS256 JWTs issued and verified with joserfc."""
 
 import secrets
-import time
 from dataclasses import dataclass
 
 from joserfc import jwt
@@ -47,14 +46,15 @@ class TokenCodec:
             jti=essential,
         )
 
-    def issue(self, *, user_id: int, session_id: str, jti: str) -> str:
-        now = int(time.time())
+    def issue(self, *, user_id: int, session_id: str, jti: str, issued_at: int) -> str:
+        """The same arguments always give the same token (HS256 is deterministic), which
+        is how a refresh repeated within its grace period hands out the same pair."""
         claims = {
             "sub": str(user_id),
             "sid": session_id,
             "jti": jti,
-            "iat": now,
-            "exp": now + self.ttl_seconds,
+            "iat": issued_at,
+            "exp": issued_at + self.ttl_seconds,
             "iss": self._issuer,
             "aud": self._audience,
         }

@@ -34,7 +34,7 @@ class Client:
                 f"{method} {path} answered {response.status_code}: {response.text[:200]}\n"
                 "Start the server with budgets the benchmark cannot exhaust, e.g. "
                 "RATE_LIMIT=10000000/minute LOGIN_RATE_LIMIT=10000000/minute "
-                "REGISTER_RATE_LIMIT=10000000/hour"
+                "LOGIN_ACCOUNT_RATE_LIMIT=10000000/hour REGISTER_RATE_LIMIT=10000000/hour"
             )
         return response.json()
 

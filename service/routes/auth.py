@@ -1,95 +1,62 @@
-from fastapi import APIRouter, Request, Response
+"""The public account routes: register, log in, refresh. No token needed."""
 
-from service.deps import (
-    BEARER_IN_OPENAPI,
-    Principal,
-    authenticated,
-    client_ip,
-    credentials_check,
-    enforce_login_limit,
-    registration,
-    within_budget,
-)
-from service.responses import json_response
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from service.ratelimit import client_ip
+from service.responses import NO_STORE, json_response
 from service.runtime import Runtime
-from service.schemas.auth import (
-    Credentials,
-    Message,
-    RefreshRequest,
-    TokenPair,
-    UserRead,
-)
+from service.schemas.auth import Credentials, RefreshRequest, TokenPair, UserRead
 from service.schemas.common import error_responses
-from service.schemas.sessions import RevokedCount
-from service.services import accounts
-
-router = APIRouter(tags=["auth"])
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+from service.services.accounts import ClientInfo
 
 
-def _client(request: Request) -> accounts.ClientInfo:
-    return accounts.ClientInfo(
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent", ""),
+async def _password_slot() -> AsyncIterator[None]:
+    yield
+
+
+def build_router(runtime: Runtime) -> APIRouter:
+    accounts, limits = runtime.accounts, runtime.limits
+    router = APIRouter(tags=["auth"], route_class=limits.route_class)
+    # Routes that hash a password are capped per worker; the rest wait on the event loop,
+    # not in a thread that other requests need (a login storm cannot starve reads).
+    hashing = [
+        Depends(_password_slot, scope="function", max_concurrency=runtime.settings.password_threads)
+    ]
+
+    @router.post(
+        "/register",
+        status_code=201,
+        response_model=UserRead,
+        responses=error_responses(409, 413, 422, 429, 503),
+        dependencies=hashing,
     )
+    @limits.registration
+    def register(body: Credentials, request: Request) -> Response:
+        user = accounts.register(email=str(body.email), password=body.password)
+        return json_response(user, status_code=201)
 
-
-@router.post(
-    "/register",
-    status_code=201,
-    response_model=UserRead,
-    responses=error_responses(409, 413, 422, 429, 503),
-)
-@registration
-def register(body: Credentials, runtime: Runtime) -> Response:
-    user = accounts.register(runtime, email=str(body.email), password=body.password)
-    return json_response(user, status_code=201)
-
-
-@router.post(
-    "/login",
-    response_model=TokenPair,
-    responses=error_responses(401, 413, 422, 429, 503),
-)
-@credentials_check
-def login(body: Credentials, request: Request, runtime: Runtime) -> Response:
-    enforce_login_limit(runtime, request, str(body.email))
-    tokens = accounts.login(
-        runtime, email=str(body.email), password=body.password, client=_client(request)
+    @router.post(
+        "/login",
+        response_model=TokenPair,
+        responses=error_responses(401, 413, 422, 429, 503),
+        dependencies=hashing,
     )
-    return json_response(tokens, headers=NO_STORE)
+    @limits.login
+    def login(body: Credentials, request: Request) -> Response:
+        client = ClientInfo(ip=client_ip(request), user_agent=request.headers.get("user-agent", ""))
+        tokens = accounts.login(email=str(body.email), password=body.password, client=client)
+        limits.forgive_failed_login(request)
+        return json_response(tokens, headers=NO_STORE)
 
+    @router.post(
+        "/refresh",
+        response_model=TokenPair,
+        responses=error_responses(401, 413, 422, 429, 503),
+    )
+    def refresh(body: RefreshRequest, request: Request) -> Response:
+        tokens = accounts.refresh(refresh_token=body.refresh_token)
+        return json_response(tokens, headers=NO_STORE)
 
-@router.post(
-    "/refresh",
-    response_model=TokenPair,
-    responses=error_responses(401, 413, 422, 429, 503),
-)
-@within_budget
-def refresh(body: RefreshRequest, runtime: Runtime) -> Response:
-    tokens = accounts.refresh(runtime, refresh_token=body.refresh_token)
-    return json_response(tokens, headers=NO_STORE)
-
-
-@router.post(
-    "/logout",
-    response_model=Message,
-    responses=error_responses(401, 429, 503),
-    dependencies=BEARER_IN_OPENAPI,
-)
-@authenticated
-def logout(principal: Principal) -> Response:
-    accounts.logout(principal.runtime, user_id=principal.user_id, session_id=principal.session_id)
-    return json_response({"detail": "Logged out"})
-
-
-@router.post(
-    "/logout/all",
-    response_model=RevokedCount,
-    responses=error_responses(401, 429, 503),
-    dependencies=BEARER_IN_OPENAPI,
-)
-@authenticated
-def logout_all(principal: Principal) -> Response:
-    revoked = accounts.logout_all(principal.runtime, user_id=principal.user_id)
-    return json_response({"revoked": revoked})
+    return router

@@ -1,10 +1,11 @@
-import functools
+"""Liveness and readiness: public, and exempt from the rate limits."""
+
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from service.deps import RuntimeDep
 from service.logging import get_logger
 from service.runtime import Runtime
 
@@ -21,8 +22,8 @@ async def live() -> dict[str, str]:
     "/ready",
     responses={503: {"description": "PostgreSQL or Redis does not answer"}},
 )
-async def ready(runtime: RuntimeDep) -> Any:
-    checks = await runtime.threads.run(functools.partial(_checks, runtime))
+async def ready(request: Request) -> Any:
+    checks = await run_in_threadpool(_checks, request.app.state.runtime)
     failing = [name for name, ok in checks.items() if not ok]
     body = {
         "status": "unavailable" if failing else "ok",

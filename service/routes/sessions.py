@@ -1,34 +1,40 @@
+"""The caller's sessions, one by one."""
+
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 
-from service.deps import BEARER_IN_OPENAPI, Principal, authenticated
+from service.deps import CurrentPrincipal
 from service.responses import json_response
+from service.runtime import Runtime
 from service.schemas.common import error_responses
 from service.schemas.sessions import SessionList, SessionRevoked
-from service.services import accounts
 
-router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=BEARER_IN_OPENAPI)
 SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-@router.get("", response_model=SessionList, responses=error_responses(401, 429, 503))
-@authenticated
-def list_sessions(principal: Principal) -> Response:
-    items = accounts.list_sessions(
-        principal.runtime,
-        user_id=principal.user_id,
-        current_session_id=principal.session_id,
+def build_router(runtime: Runtime) -> APIRouter:
+    accounts = runtime.accounts
+    router = APIRouter(
+        prefix="/sessions", tags=["sessions"], route_class=runtime.limits.route_class
     )
-    return json_response({"items": items})
 
+    @router.get("", response_model=SessionList, responses=error_responses(401, 429, 503))
+    def list_sessions(principal: CurrentPrincipal, request: Request) -> Response:
+        items = accounts.list_sessions(
+            user_id=principal.user_id, current_session_id=principal.session_id
+        )
+        return json_response({"items": items})
 
-@router.delete(
-    "/{session_id}",
-    response_model=SessionRevoked,
-    responses=error_responses(401, 404, 422, 429, 503),
-)
-@authenticated
-def revoke_session(session_id: SessionId, principal: Principal) -> Response:
-    accounts.revoke_session(principal.runtime, user_id=principal.user_id, session_id=session_id)
-    return json_response({"id": session_id, "revoked": True})
+    @router.delete(
+        "/{session_id}",
+        response_model=SessionRevoked,
+        responses=error_responses(401, 404, 422, 429, 503),
+    )
+    def revoke_session(
+        session_id: SessionId, principal: CurrentPrincipal, request: Request
+    ) -> Response:
+        accounts.revoke_session(user_id=principal.user_id, session_id=session_id)
+        return json_response({"id": session_id, "revoked": True})
+
+    return router

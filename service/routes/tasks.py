@@ -1,9 +1,12 @@
+"""The caller's tasks."""
+
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from service.deps import BEARER_IN_OPENAPI, Principal, authenticated
+from service.deps import CurrentPrincipal
 from service.responses import json_response
+from service.runtime import Runtime
 from service.schemas.common import error_responses
 from service.schemas.tasks import (
     TaskCreate,
@@ -13,63 +16,56 @@ from service.schemas.tasks import (
     TaskStatus,
     TaskUpdate,
 )
-from service.services import tasks
 
-router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=BEARER_IN_OPENAPI)
 COMMON_ERRORS = (401, 422, 429, 503)
 
 
-@router.post(
-    "", status_code=201, response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 413)
-)
-@authenticated
-def create_task(body: TaskCreate, principal: Principal) -> Response:
-    task = tasks.create_task(principal.runtime.database, owner_id=principal.user_id, data=body)
-    return json_response(task, status_code=201, headers={"Location": f"/tasks/{task['id']}"})
+def build_router(runtime: Runtime) -> APIRouter:
+    tasks = runtime.tasks
+    router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=runtime.limits.route_class)
 
-
-@router.get("", response_model=TaskPage, responses=error_responses(*COMMON_ERRORS))
-@authenticated
-def list_tasks(
-    principal: Principal,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    status: TaskStatus | None = None,
-) -> Response:
-    page = tasks.list_tasks(
-        principal.runtime.database,
-        owner_id=principal.user_id,
-        status=status.value if status else None,
-        limit=limit,
-        offset=offset,
+    @router.post(
+        "", status_code=201, response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 413)
     )
-    return json_response(page)
+    def create_task(body: TaskCreate, principal: CurrentPrincipal, request: Request) -> Response:
+        task = tasks.create(owner_id=principal.user_id, data=body)
+        return json_response(task, status_code=201, headers={"Location": f"/tasks/{task['id']}"})
 
+    @router.get("", response_model=TaskPage, responses=error_responses(*COMMON_ERRORS))
+    def list_tasks(
+        principal: CurrentPrincipal,
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        status: TaskStatus | None = None,
+    ) -> Response:
+        page = tasks.list(
+            owner_id=principal.user_id,
+            status=status.value if status else None,
+            limit=limit,
+            offset=offset,
+        )
+        return json_response(page)
 
-@router.get("/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404))
-@authenticated
-def get_task(task_id: int, principal: Principal) -> Response:
-    task = tasks.get_task(principal.runtime.database, owner_id=principal.user_id, task_id=task_id)
-    return json_response(task)
-
-
-@router.put(
-    "/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404, 413)
-)
-@authenticated
-def replace_task(task_id: int, body: TaskUpdate, principal: Principal) -> Response:
-    task = tasks.replace_task(
-        principal.runtime.database, owner_id=principal.user_id, task_id=task_id, data=body
+    @router.get(
+        "/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404)
     )
-    return json_response(task)
+    def get_task(task_id: int, principal: CurrentPrincipal, request: Request) -> Response:
+        return json_response(tasks.get(owner_id=principal.user_id, task_id=task_id))
 
-
-@router.delete(
-    "/{task_id}", response_model=TaskDeleted, responses=error_responses(*COMMON_ERRORS, 404)
-)
-@authenticated
-def delete_task(task_id: int, principal: Principal) -> Response:
-    result = tasks.delete_task(
-        principal.runtime.database, owner_id=principal.user_id, task_id=task_id
+    @router.put(
+        "/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404, 413)
     )
-    return json_response(result)
+    def replace_task(
+        task_id: int, body: TaskUpdate, principal: CurrentPrincipal, request: Request
+    ) -> Response:
+        task = tasks.replace(owner_id=principal.user_id, task_id=task_id, data=body)
+        return json_response(task)
+
+    @router.delete(
+        "/{task_id}", response_model=TaskDeleted, responses=error_responses(*COMMON_ERRORS, 404)
+    )
+    def delete_task(task_id: int, principal: CurrentPrincipal, request: Request) -> Response:
+        return json_response(tasks.delete(owner_id=principal.user_id, task_id=task_id))
+
+    return router

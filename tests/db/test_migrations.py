@@ -1,12 +1,16 @@
 """Alembic migrates a fresh database up and all the way back down."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from tests.conftest import migrate
 from tests.support.databases import throwaway_database
+from tests.support.live_server import ROOT
 
 
 @pytest.fixture
@@ -23,8 +27,8 @@ def test_upgrade_creates_the_schema_and_downgrade_removes_it(empty_database: str
         assert {"users", "tasks"} <= set(inspector.get_table_names())
         indexes = {index["name"] for index in inspector.get_indexes("tasks")}
         assert "ix_tasks_owner_created" in indexes
-        user_indexes = {i["name"]: i for i in inspector.get_indexes("users")}
-        assert user_indexes["uq_users_email_lower"]["unique"]
+        unique = {c["name"]: c["column_names"] for c in inspector.get_unique_constraints("users")}
+        assert unique["uq_users_email_canonical"] == ["email_canonical"]
 
         migrate(empty_database, "downgrade", "base")
         inspector = inspect(engine)
@@ -40,3 +44,52 @@ def test_models_and_migrations_agree(empty_database: str) -> None:
     migrate(empty_database, "upgrade", "head")
     result = migrate(empty_database, "check")
     assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+def _insert_users(url: str, emails: list[str]) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for email in emails:
+            connection.execute(
+                text("INSERT INTO users (email, password_hash) VALUES (:email, 'x')"),
+                {"email": email},
+            )
+    engine.dispose()
+
+
+FULLWIDTH_BOB = "\uff42\uff4f\uff42@example.com"
+
+
+def test_existing_accounts_get_their_canonical_email(empty_database: str) -> None:
+    migrate(empty_database, "upgrade", "0001")
+    _insert_users(empty_database, ["Alice@Example.COM", "Straße@example.com", FULLWIDTH_BOB])
+    migrate(empty_database, "upgrade", "head")
+    engine = create_engine(empty_database)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT email, email_canonical FROM users ORDER BY id"))
+        assert [tuple(row) for row in rows] == [
+            ("Alice@Example.COM", "alice@example.com"),
+            ("Straße@example.com", "strasse@example.com"),
+            (FULLWIDTH_BOB, "bob@example.com"),
+        ]
+    engine.dispose()
+
+
+def test_accounts_that_become_one_address_stop_the_migration(empty_database: str) -> None:
+    migrate(empty_database, "upgrade", "0001")
+    # lower() told these apart; their canonical forms are the same address.
+    _insert_users(empty_database, ["strasse@example.com", "Straße@example.com"])
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": empty_database},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "strasse@example.com: users [1, 2]" in result.stderr
+    # Nothing changed: the upgrade ran in one transaction.
+    engine = create_engine(empty_database)
+    assert "email_canonical" not in {c["name"] for c in inspect(engine).get_columns("users")}
+    engine.dispose()

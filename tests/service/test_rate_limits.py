@@ -1,15 +1,26 @@
 """Rate limits on the real Redis, shared by every worker."""
 
+import base64
 import concurrent.futures
+import http.client
+import json
 import time
+import uuid
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 import requests
 
 from tests.conftest import StartServer
-from tests.support.api import PASSWORD, Api, unique_email
+from tests.support.api import PASSWORD, Api, Tokens, unique_email
 from tests.support.live_server import LiveServer, free_port
+
+
+def _claims(tokens: Tokens) -> dict[str, str]:
+    payload = tokens.access_token.split(".")[1]
+    claims: dict[str, str] = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    return claims
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +163,136 @@ def test_invalid_requests_count_against_the_budget(two_workers: LiveServer) -> N
     statuses = [api.get("/tasks?limit=0", headers=tokens.headers).status_code for _ in range(100)]
     assert statuses == [422] * 100
     assert api.get("/tasks", headers=tokens.headers).status_code == 429
+
+
+def _post_from(ip: str, url: str, path: str, body: dict[str, str]) -> int:
+    """POST from another loopback address: another client, as the server sees it."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "127.0.0.1", parts.port, timeout=30, source_address=(ip, 0)
+    )
+    try:
+        connection.request(
+            "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_the_counters_are_slowapis_own(two_workers: LiveServer, redis_url: str) -> None:
+    api = Api(two_workers.url)
+    tokens = api.new_user()
+    user_id = _claims(tokens)["sub"]
+    assert api.get("/tasks", headers=tokens.headers).status_code == 200
+    # limits' fixed window keys, under SlowAPI's shared-limit scope: the Limiter counted.
+    key = f"LIMITS:LIMITER/user:{user_id}/budget/100/1/minute"
+    assert redis.Redis.from_url(redis_url).get(key) == b"1"
+
+
+def test_a_dead_token_does_not_spend_its_owners_budget(two_workers: LiveServer) -> None:
+    api = Api(two_workers.url)
+    email = api.register()
+    dead, live = api.login(email), api.login(email)
+    assert api.post("/logout", headers=dead.headers).status_code == 200
+    before = int(api.get("/tasks", headers=live.headers).headers["x-ratelimit-remaining"])
+    statuses = [api.get("/tasks", headers=dead.headers).status_code for _ in range(90)]
+    assert statuses == [401] * 90
+    # The 90 were the IP's: the owner's live session has spent one more request, no more.
+    after = api.get("/tasks", headers=live.headers)
+    assert after.status_code == 200
+    assert int(after.headers["x-ratelimit-remaining"]) == before - 1
+
+
+def test_a_dead_token_does_not_escape_the_ip_budget(two_workers: LiveServer) -> None:
+    api = Api(two_workers.url)
+    email = api.register()
+    dead = api.login(email)
+    assert api.post("/logout", headers=dead.headers).status_code == 200
+    statuses = [api.get("/tasks").status_code for _ in range(100)]
+    assert statuses[-1] == 429  # the IP's budget is spent
+    # A login spray carrying the dead token is keyed by IP like no token: refused.
+    sprayed = api.post(
+        "/login", json={"email": email, "password": "a wrong guess"}, headers=dead.headers
+    )
+    assert sprayed.status_code == 429
+    assert api.get("/tasks", headers=dead.headers).status_code == 429
+
+
+def test_every_spelling_of_an_account_shares_its_login_limit(two_workers: LiveServer) -> None:
+    api = Api(two_workers.url)
+    local = uuid.uuid4().hex[:10]
+    api.register(f"strasse.{local}@example.com")
+    # Spellings that are one address once canonicalised (NFKC + casefold), as the
+    # account lookup sees them: each reaches the account, so each counts in its bucket.
+    spellings = [f"Straße.{local}@example.com", f"STRASSE.{local}@EXAMPLE.COM"]
+    statuses = [
+        api.post(
+            "/login", json={"email": spellings[i % 2], "password": "wrong password"}
+        ).status_code
+        for i in range(11)
+    ]
+    assert statuses == [401] * 10 + [429]
+    response = api.post(
+        "/login", json={"email": f"strasse.{local}@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 429
+
+
+def test_the_dotted_capital_i_is_its_own_address_and_its_own_bucket(
+    two_workers: LiveServer,
+) -> None:
+    api = Api(two_workers.url)
+    local = uuid.uuid4().hex[:10]
+    api.register(f"ixx{local}@example.com")
+    # PostgreSQL's lower("İ") is "i" and Python's is "i̇": the old lookup and the old limit
+    # key disagreed. Canonically "İxx" is another address, for the lookup and the limit.
+    dotted = f"\u0130xx{local}@example.com"
+    statuses = [
+        api.post("/login", json={"email": dotted, "password": "a wrong guess"}).status_code
+        for _ in range(11)
+    ]
+    assert statuses == [401] * 10 + [429]
+    assert api.post("/login", json={"email": dotted, "password": PASSWORD}).status_code == 429
+    # Its guesses never reached the account, nor its limit.
+    assert api.login(f"ixx{local}@example.com").access_token
+    assert api.post("/register", json={"email": dotted, "password": PASSWORD}).status_code == 201
+
+
+@pytest.fixture(scope="module")
+def account_limited(start_server: StartServer) -> LiveServer:
+    return start_server(workers=2, LOGIN_ACCOUNT_RATE_LIMIT="5/hour")
+
+
+def test_failed_logins_per_account_are_limited_across_clients(
+    account_limited: LiveServer,
+) -> None:
+    api = Api(account_limited.url)
+    email = api.register()
+    url = account_limited.url
+    # Each guess from another client address: the per-IP limit never sees two.
+    guesses = [
+        _post_from(
+            f"127.0.0.{10 + n}", url, "/login", {"email": email, "password": f"guess number {n}"}
+        )
+        for n in range(6)
+    ]
+    assert guesses == [401] * 5 + [429]
+    # The owner, from yet another address, is refused too until the window ends; the
+    # password can still be reset by email.
+    assert _post_from("127.0.0.50", url, "/login", {"email": email, "password": PASSWORD}) == 429
+
+
+def test_successful_logins_do_not_count_as_failures(account_limited: LiveServer) -> None:
+    api = Api(account_limited.url)
+    email = api.register()
+    for _ in range(8):
+        api.login(email)
+    url = account_limited.url
+    guesses = [
+        _post_from(
+            f"127.0.0.{60 + n}", url, "/login", {"email": email, "password": f"guess number {n}"}
+        )
+        for n in range(6)
+    ]
+    assert guesses == [401] * 5 + [429]
