@@ -82,9 +82,9 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work whose every statement stands alone (autocommit), committed
-        when the block ends without an error."""
-        with self._sessions.begin() as session:
+        """A unit of work whose every statement stands alone: each is committed by
+        PostgreSQL when it returns (autocommit), so there is nothing left to commit."""
+        with self._sessions() as session:
             yield session
 
     @contextmanager

@@ -7,11 +7,11 @@ event loop (the session check with the asyncio Redis client), so they cost the r
 thread-pool hop. A refused request still spends its client's budget before the 401.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import NotAuthenticated
@@ -53,7 +53,7 @@ async def authenticated(request: Request, credentials: Credentials) -> Principal
     principal = await _live_principal(request, credentials.credentials if credentials else None)
     if principal is None:
         runtime: Runtime = request.app.state.runtime
-        await run_in_threadpool(runtime.limits.spend_budget, request=request)
+        await runtime.threads.run(functools.partial(runtime.limits.spend_budget, request=request))
         raise NotAuthenticated("Invalid or expired token" if credentials else None)
     return principal
 

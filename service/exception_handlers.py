@@ -1,11 +1,11 @@
 """Every error becomes JSON here, once: domain errors, routing errors, validation
 errors (with the submitted input stripped) and an unavailable Redis or PostgreSQL."""
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -39,7 +39,7 @@ async def _budget_refusal(request: Request) -> JSONResponse | None:
     that refuses it instead (429, or 503 with Redis down)."""
     runtime: Runtime = request.app.state.runtime
     try:
-        await run_in_threadpool(runtime.limits.spend_budget, request=request)
+        await runtime.threads.run(functools.partial(runtime.limits.spend_budget, request=request))
     except RateLimitExceeded as error:
         return await _rate_limited(request, error)
     except RedisError as error:

@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio.to_thread
 from fastapi import FastAPI
 
 from service.config import Settings, get_settings
@@ -24,8 +23,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # The sync routes run in AnyIO's default thread pool: sized here, per worker.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         log.info("service_started", app_env=settings.app_env)
         yield
         await runtime.close()

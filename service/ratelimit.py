@@ -15,6 +15,7 @@ X-RateLimit-* headers from `request.state.rate_limit`.
 """
 
 import functools
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.routing import APIRoute
 from limits import parse
 from limits.storage import RedisStorage
 from redis import ConnectionPool
@@ -101,11 +101,19 @@ class LimitState:
         return str(max(1, math.ceil(self.reset_at - time.time())))
 
 
+def _key_function(key: Callable[[Request], str]) -> Callable[[Request], str]:
+    """SlowAPI inspects a key function's signature on every hit, to see whether it takes
+    the request; a signature computed once here is returned at once."""
+    key.__signature__ = inspect.signature(key)  # type: ignore[attr-defined]
+    return key
+
+
 def client_ip(request: Request) -> str:
     # The socket peer, or what a trusted proxy said (uvicorn --forwarded-allow-ips).
     return request.client.host if request.client else "unknown"
 
 
+@_key_function
 def caller_key(request: Request) -> str:
     """The user, when the request carries a token of a live session (`service.deps` sets
     the principal only then); otherwise the client IP, as for no token at all."""
@@ -113,6 +121,7 @@ def caller_key(request: Request) -> str:
     return f"user:{principal.user_id}" if principal is not None else f"ip:{client_ip(request)}"
 
 
+@_key_function
 def _ip_key(request: Request) -> str:
     return f"ip:{client_ip(request)}"
 
@@ -121,10 +130,12 @@ def _submitted_email(request: Request) -> str:
     return canonical_email(str(request.state.body.email))
 
 
+@_key_function
 def _ip_and_email_key(request: Request) -> str:
     return f"ip:{client_ip(request)}:email:{_submitted_email(request)}"
 
 
+@_key_function
 def _account_key(request: Request) -> str:
     return f"email:{_submitted_email(request)}"
 
@@ -166,7 +177,6 @@ class RateLimits:
             register, scope="register", key_func=_ip_key
         )
         self.spend_budget = self.enforced(unauthenticated_request)
-        self.route_class = _limited_route_class(self)
 
     def enforced(self, endpoint: Endpoint) -> Endpoint:
         """`endpoint` with the budget, and whatever limits its own decorators add,
@@ -199,13 +209,3 @@ class RateLimits:
         reset_at, remaining = self.limiter.limiter.get_window_stats(item, *identifiers)
         request.state.rate_limit = LimitState(item.amount, remaining, reset_at)
         _windows.set({})
-
-
-def _limited_route_class(limits: RateLimits) -> type[APIRoute]:
-    class LimitedRoute(APIRoute):
-        """A route whose calls spend the caller's budget (and its own limits) first."""
-
-        def __init__(self, path: str, endpoint: Endpoint, **kwargs: Any) -> None:
-            super().__init__(path, limits.enforced(endpoint), **kwargs)
-
-    return LimitedRoute

@@ -1,8 +1,10 @@
 """The long-lived objects of one app instance, built from Settings at start."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis
+from fastapi.routing import APIRoute
 from redis.asyncio import BlockingConnectionPool as AsyncBlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry as AsyncRetry
@@ -12,8 +14,10 @@ from redis.retry import Retry
 from db.engine import Database, make_engine
 from service.config import Settings
 from service.ratelimit import RateLimits
+from service.routing import app_route_class
 from service.services.accounts import AccountService
 from service.services.tasks import TaskService
+from service.threads import WorkerThreads
 from sessions.passwords import PasswordHasher
 from sessions.store import SessionStore
 from sessions.tokens import TokenCodec
@@ -42,8 +46,14 @@ class Runtime:
     tokens: TokenCodec
     passwords: PasswordHasher
     limits: RateLimits
+    threads: WorkerThreads
     accounts: AccountService
     tasks: TaskService
+
+    @cached_property
+    def route_class(self) -> type[APIRoute]:
+        """The class of every route of the API (service.routing)."""
+        return app_route_class(self.limits, self.threads)
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
@@ -86,6 +96,10 @@ class Runtime:
                 login_account=settings.login_account_rate_limit,
                 register=settings.register_rate_limit,
             ),
+            threads=WorkerThreads(
+                request_threads=settings.thread_pool_size,
+                password_threads=settings.password_threads,
+            ),
             accounts=AccountService(
                 database=database, sessions=sessions, tokens=tokens, passwords=passwords
             ),
@@ -93,6 +107,7 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        self.threads.shutdown()
         await self.async_redis.aclose()
         self.database.dispose()
         self.redis.close()

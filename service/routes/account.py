@@ -12,7 +12,7 @@ from service.schemas.sessions import RevokedCount
 
 def build_router(runtime: Runtime) -> APIRouter:
     accounts = runtime.accounts
-    router = APIRouter(tags=["auth"], route_class=runtime.limits.route_class)
+    router = APIRouter(tags=["auth"], route_class=runtime.route_class)
 
     @router.post("/logout", response_model=Message, responses=error_responses(401, 429, 503))
     def logout(principal: CurrentPrincipal, request: Request) -> Response:

@@ -1,8 +1,6 @@
 """The public account routes: register, log in, refresh. No token needed."""
 
-from collections.abc import AsyncIterator
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from service.ratelimit import client_ip
 from service.responses import NO_STORE, json_response
@@ -10,29 +8,21 @@ from service.runtime import Runtime
 from service.schemas.auth import Credentials, RefreshRequest, TokenPair, UserRead
 from service.schemas.common import error_responses
 from service.services.accounts import ClientInfo
-
-
-async def _password_slot() -> AsyncIterator[None]:
-    yield
+from service.threads import hashes_passwords
 
 
 def build_router(runtime: Runtime) -> APIRouter:
     accounts, limits = runtime.accounts, runtime.limits
-    router = APIRouter(tags=["auth"], route_class=limits.route_class)
-    # Routes that hash a password are capped per worker; the rest wait on the event loop,
-    # not in a thread that other requests need (a login storm cannot starve reads).
-    hashing = [
-        Depends(_password_slot, scope="function", max_concurrency=runtime.settings.password_threads)
-    ]
+    router = APIRouter(tags=["auth"], route_class=runtime.route_class)
 
     @router.post(
         "/register",
         status_code=201,
         response_model=UserRead,
         responses=error_responses(409, 413, 422, 429, 503),
-        dependencies=hashing,
     )
     @limits.registration
+    @hashes_passwords
     def register(body: Credentials, request: Request) -> Response:
         user = accounts.register(email=str(body.email), password=body.password)
         return json_response(user, status_code=201)
@@ -41,9 +31,9 @@ def build_router(runtime: Runtime) -> APIRouter:
         "/login",
         response_model=TokenPair,
         responses=error_responses(401, 413, 422, 429, 503),
-        dependencies=hashing,
     )
     @limits.login
+    @hashes_passwords
     def login(body: Credentials, request: Request) -> Response:
         client = ClientInfo(ip=client_ip(request), user_agent=request.headers.get("user-agent", ""))
         tokens = accounts.login(email=str(body.email), password=body.password, client=client)

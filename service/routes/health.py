@@ -1,9 +1,9 @@
 """Liveness and readiness: public, and exempt from the rate limits."""
 
+import functools
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from service.logging import get_logger
@@ -23,7 +23,8 @@ async def live() -> dict[str, str]:
     responses={503: {"description": "PostgreSQL or Redis does not answer"}},
 )
 async def ready(request: Request) -> Any:
-    checks = await run_in_threadpool(_checks, request.app.state.runtime)
+    runtime: Runtime = request.app.state.runtime
+    checks = await runtime.threads.run(functools.partial(_checks, runtime))
     failing = [name for name, ok in checks.items() if not ok]
     body = {
         "status": "unavailable" if failing else "ok",

@@ -15,9 +15,7 @@ SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 
 def build_router(runtime: Runtime) -> APIRouter:
     accounts = runtime.accounts
-    router = APIRouter(
-        prefix="/sessions", tags=["sessions"], route_class=runtime.limits.route_class
-    )
+    router = APIRouter(prefix="/sessions", tags=["sessions"], route_class=runtime.route_class)
 
     @router.get("", response_model=SessionList, responses=error_responses(401, 429, 503))
     def list_sessions(principal: CurrentPrincipal, request: Request) -> Response:

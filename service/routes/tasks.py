@@ -22,7 +22,7 @@ COMMON_ERRORS = (401, 422, 429, 503)
 
 def build_router(runtime: Runtime) -> APIRouter:
     tasks = runtime.tasks
-    router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=runtime.limits.route_class)
+    router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=runtime.route_class)
 
     @router.post(
         "", status_code=201, response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 413)
