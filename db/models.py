@@ -35,6 +35,9 @@ class User(Base):
     # db.emails.canonical_email(email): what makes two addresses the same account.
     email_canonical: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(255))
+    # Raised by every password change or reset: a login that verified an older password
+    # starts no session (sessions.store compares it with Redis's copy).
+    credentials_version: Mapped[int] = mapped_column(BigInteger, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

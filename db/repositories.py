@@ -27,8 +27,26 @@ def _valid_id(value: int) -> bool:
 
 
 _USER_BY_EMAIL = select(User).where(User.email_canonical == bindparam("canonical"))
-_SET_PASSWORD_HASH = (
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+_REHASH_PASSWORD = (
     update(User).where(User.id == bindparam("user_id")).values(password_hash=bindparam("hash"))
+)
+_CHANGE_PASSWORD = (
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(password_hash=bindparam("hash"), credentials_version=User.credentials_version + 1)
+    .returning(User.credentials_version)
+)
+_DELETE_USERS_TASKS = (
+    delete(Task)
+    .where(Task.owner_id == bindparam("user_id"))
+    .execution_options(synchronize_session=False)
+)
+_DELETE_USER = (
+    delete(User)
+    .where(User.id == bindparam("user_id"))
+    .returning(User.credentials_version)
+    .execution_options(synchronize_session=False)
 )
 
 # Named apart from the columns: UPDATE reserves the column names for its SET values.
@@ -96,8 +114,30 @@ def get_users_by_ids(db: Session, *, user_ids: Sequence[int]) -> dict[int, str]:
     return {user_id: email for user_id, email in rows}
 
 
-def update_password_hash(db: Session, *, user_id: int, password_hash: str) -> None:
-    db.execute(_SET_PASSWORD_HASH, {"user_id": user_id, "hash": password_hash})
+def get_user(db: Session, *, user_id: int) -> User | None:
+    if not _valid_id(user_id):
+        return None
+    return db.scalars(_USER_BY_ID, {"user_id": user_id}).first()
+
+
+def rehash_password(db: Session, *, user_id: int, password_hash: str) -> None:
+    """The same password, hashed with new parameters: its credentials stay valid."""
+    db.execute(_REHASH_PASSWORD, {"user_id": user_id, "hash": password_hash})
+
+
+def change_password(db: Session, *, user_id: int, password_hash: str) -> int | None:
+    """Set a new password; return the account's new credentials version (None: no such
+    account)."""
+    row = db.execute(_CHANGE_PASSWORD, {"user_id": user_id, "hash": password_hash}).first()
+    return int(row[0]) if row else None
+
+
+def delete_user(db: Session, *, user_id: int) -> int | None:
+    """Delete the account and its tasks; return its last credentials version (None: no
+    such account). Both statements belong in one transaction (`Database.transaction`)."""
+    db.execute(_DELETE_USERS_TASKS, {"user_id": user_id})
+    row = db.execute(_DELETE_USER, {"user_id": user_id}).first()
+    return int(row[0]) if row else None
 
 
 def create_task(db: Session, *, owner_id: int, fields: dict[str, Any]) -> Task:

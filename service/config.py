@@ -4,7 +4,7 @@ from functools import lru_cache
 from typing import Literal
 
 from limits import parse
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.engine import psycopg2_url
@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     login_account_rate_limit: str = "50/hour"
     # A refresh token just rotated away still gets the same new pair for this long.
     refresh_grace_seconds: float = Field(default=10, ge=0, le=300)
+    # A login beyond this ends the user's least recently used session.
+    max_sessions_per_user: int = Field(default=10, ge=1, le=1000)
+    password_reset_rate_limit: str = "5/hour"  # noqa: S105 (a rate, not a password)
+    password_reset_ttl_seconds: int = Field(default=1800, ge=1, le=7 * 86_400)
+    # Where the reset mail's link points, e.g. https://app.example.com/reset?token={token}
+    password_reset_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    mail_from: str = "Tasks service <no-reply@localhost>"
     trusted_proxies: str = ""
     # Per worker process; the container runs one worker per CPU, so one hash per core.
     password_hash_concurrency: int = Field(default=1, ge=1, le=64)
@@ -52,7 +64,11 @@ class Settings(BaseSettings):
         return psycopg2_url(url)
 
     @field_validator(
-        "rate_limit", "login_rate_limit", "register_rate_limit", "login_account_rate_limit"
+        "rate_limit",
+        "login_rate_limit",
+        "register_rate_limit",
+        "login_account_rate_limit",
+        "password_reset_rate_limit",
     )
     @classmethod
     def parsable_rate_limit(cls, value: str) -> str:
@@ -61,6 +77,13 @@ class Settings(BaseSettings):
         except ValueError as error:
             raise ValueError(f"not a rate limit like '100/minute': {value!r}") from error
         return value
+
+    @field_validator("password_reset_url")
+    @classmethod
+    def url_with_a_token_slot(cls, url: str) -> str:
+        if url and "{token}" not in url:
+            raise ValueError("PASSWORD_RESET_URL must contain {token}, where the token goes")
+        return url
 
     @field_validator("log_level")
     @classmethod

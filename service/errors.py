@@ -45,3 +45,13 @@ class EmailTaken(DomainError):
 class RateLimited(DomainError):
     status_code = 429
     detail = "Rate limit exceeded; retry later"
+
+
+class WrongPassword(DomainError):
+    status_code = 403
+    detail = "The password is not correct"
+
+
+class InvalidResetToken(DomainError):
+    status_code = 400
+    detail = "The reset token is unknown, used or expired"

@@ -126,20 +126,6 @@ def _ip_key(request: Request) -> str:
     return f"ip:{client_ip(request)}"
 
 
-def _submitted_email(request: Request) -> str:
-    return canonical_email(str(request.state.body.email))
-
-
-@_key_function
-def _ip_and_email_key(request: Request) -> str:
-    return f"ip:{client_ip(request)}:email:{_submitted_email(request)}"
-
-
-@_key_function
-def _account_key(request: Request) -> str:
-    return f"email:{_submitted_email(request)}"
-
-
 LOGIN_ACCOUNT_SCOPE = "login-account"
 
 
@@ -156,7 +142,10 @@ class RateLimits:
         login: str,
         login_account: str,
         register: str,
+        password_reset: str,
+        canonical_email_of: Callable[[int], str | None],
     ) -> None:
+        self._canonical_email_of = canonical_email_of
         self.limiter = Limiter(
             key_func=caller_key,
             storage_uri="redis+singletrip://",
@@ -166,15 +155,33 @@ class RateLimits:
         )
         self._budget = self.limiter.shared_limit(budget, scope="budget", key_func=caller_key)
         self._failed_login = parse(login_account)
-        login_per_ip = self.limiter.shared_limit(login, scope="login", key_func=_ip_and_email_key)
+
+        @_key_function
+        def ip_and_account_key(request: Request) -> str:
+            return f"ip:{client_ip(request)}:email:{self._account_email(request)}"
+
+        @_key_function
+        def account_key(request: Request) -> str:
+            return f"email:{self._account_email(request)}"
+
+        self._account_key = account_key
+        shared = self.limiter.shared_limit
+        per_ip_and_account = shared(login, scope="login", key_func=ip_and_account_key)
         # Every attempt counts as a failure until it succeeds (`forgive_failed_login`), so
         # attempts in flight count too and the check happens before any password hash.
-        failed_per_account = self.limiter.shared_limit(
-            login_account, scope=LOGIN_ACCOUNT_SCOPE, key_func=_account_key
+        failed_per_account = shared(login_account, scope=LOGIN_ACCOUNT_SCOPE, key_func=account_key)
+        # Every route that checks a password: /login, and the account routes that ask for
+        # the current password. They share their buckets: a guess is a guess.
+        self.password_guess: Callable[[Endpoint], Endpoint] = lambda f: per_ip_and_account(
+            failed_per_account(f)
         )
-        self.login: Callable[[Endpoint], Endpoint] = lambda f: login_per_ip(failed_per_account(f))
-        self.registration: Callable[[Endpoint], Endpoint] = self.limiter.shared_limit(
+        self.registration: Callable[[Endpoint], Endpoint] = shared(
             register, scope="register", key_func=_ip_key
+        )
+        reset_per_ip = shared(password_reset, scope="password-reset-ip", key_func=_ip_key)
+        reset_per_email = shared(password_reset, scope="password-reset-email", key_func=account_key)
+        self.password_reset: Callable[[Endpoint], Endpoint] = lambda f: reset_per_ip(
+            reset_per_email(f)
         )
         self.spend_budget = self.enforced(unauthenticated_request)
 
@@ -196,10 +203,25 @@ class RateLimits:
         return run
 
     def forgive_failed_login(self, request: Request) -> None:
-        """A login that succeeded gives back the failure it was counted as."""
+        """A password check that succeeded gives back the failure it was counted as."""
         self.limiter.limiter.hit(
-            self._failed_login, _account_key(request), LOGIN_ACCOUNT_SCOPE, cost=-1
+            self._failed_login, self._account_key(request), LOGIN_ACCOUNT_SCOPE, cost=-1
         )
+
+    def _account_email(self, request: Request) -> str:
+        """The account a password guess is about, canonically: the submitted email, or
+        the caller's own account on the routes that ask for its current password."""
+        cached: str | None = getattr(request.state, "account_email", None)
+        if cached is not None:
+            return cached
+        email = getattr(request.state.body, "email", None)
+        if email is not None:
+            account = canonical_email(str(email))
+        else:
+            user_id = request.state.principal.user_id
+            account = self._canonical_email_of(user_id) or f"user:{user_id}"
+        request.state.account_email = account
+        return account
 
     def _remember_window(self, request: Request) -> None:
         current = getattr(request.state, "view_rate_limit", None)

@@ -13,12 +13,16 @@ from redis.retry import Retry
 
 from db.engine import Database, make_engine
 from service.config import Settings
+from service.mail import Mailer, Outbox, SmtpSettings
 from service.ratelimit import RateLimits
 from service.routing import app_route_class
 from service.services.accounts import AccountService
+from service.services.passwords import PasswordService
+from service.services.sessions import SessionService
 from service.services.tasks import TaskService
 from service.threads import WorkerThreads
 from sessions.passwords import PasswordHasher
+from sessions.resets import ResetTokens
 from sessions.store import SessionStore
 from sessions.tokens import TokenCodec
 
@@ -47,7 +51,10 @@ class Runtime:
     passwords: PasswordHasher
     limits: RateLimits
     threads: WorkerThreads
+    outbox: Outbox
     accounts: AccountService
+    session_service: SessionService
+    password_service: PasswordService
     tasks: TaskService
 
     @cached_property
@@ -73,6 +80,7 @@ class Runtime:
             session_ttl_seconds=settings.session_ttl_seconds,
             idle_timeout_seconds=settings.session_idle_timeout_seconds,
             refresh_grace_seconds=settings.refresh_grace_seconds,
+            max_sessions_per_user=settings.max_sessions_per_user,
         )
         tokens = TokenCodec(
             secret=settings.jwt_secret,
@@ -81,6 +89,10 @@ class Runtime:
             ttl_seconds=settings.access_token_ttl_seconds,
         )
         passwords = PasswordHasher(concurrency=settings.password_hash_concurrency)
+        accounts = AccountService(
+            database=database, sessions=sessions, tokens=tokens, passwords=passwords
+        )
+        outbox = Outbox()
         return cls(
             settings=settings,
             database=database,
@@ -95,22 +107,48 @@ class Runtime:
                 login=settings.login_rate_limit,
                 login_account=settings.login_account_rate_limit,
                 register=settings.register_rate_limit,
+                password_reset=settings.password_reset_rate_limit,
+                canonical_email_of=accounts.canonical_email_of,
             ),
             threads=WorkerThreads(
                 request_threads=settings.thread_pool_size,
                 password_threads=settings.password_threads,
             ),
-            accounts=AccountService(
-                database=database, sessions=sessions, tokens=tokens, passwords=passwords
+            outbox=outbox,
+            accounts=accounts,
+            session_service=SessionService(sessions=sessions),
+            password_service=PasswordService(
+                database=database,
+                accounts=accounts,
+                sessions=sessions,
+                passwords=passwords,
+                resets=ResetTokens(redis_client, ttl_seconds=settings.password_reset_ttl_seconds),
+                mailer=Mailer(
+                    _smtp_settings(settings), log_instead=settings.app_env != "production"
+                ),
+                outbox=outbox,
+                reset_url=settings.password_reset_url,
             ),
             tasks=TaskService(database=database),
         )
 
     async def close(self) -> None:
         self.threads.shutdown()
+        self.outbox.close()
         await self.async_redis.aclose()
         self.database.dispose()
         self.redis.close()
+
+
+def _smtp_settings(settings: Settings) -> SmtpSettings:
+    return SmtpSettings(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value(),
+        tls=settings.smtp_tls,
+        sender=settings.mail_from,
+    )
 
 
 def make_redis(url: str, *, max_connections: int) -> redis.Redis:

@@ -1,43 +1,26 @@
-"""Server-side sessions in Redis.
+"""Server-side sessions in Redis (key layout in sessions.keys, scripts in sessions.scripts)."""
 
-Layout (every key of a user shares the hash tag `{u:<id>}`, so multi-key changes
-stay in one Redis Cluster slot):
-- `session:{u:<uid>}:<sid>`  hash: user id, current access `jti`, refresh-token hash,
-  created / last-seen / absolute-expiry times (epoch seconds), ip, user agent.
-  Its TTL is the earlier of the absolute end and last use + idle timeout.
-- `spent:{u:<uid>}:<sid>`    set of refresh-token hashes already rotated away.
-- `sessions:{u:<uid>}`       sorted set of the user's session ids, scored by absolute end.
-"""
-
-import base64
-import hashlib
-import hmac
-import re
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from sessions import scripts
+from sessions.keys import (
+    SESSION_KEY_PATTERN,
+    credentials_key,
+    index_key,
+    owner_key,
+    session_key,
+    spent_key,
+)
 from sessions.lua import LuaScript
-
-SESSION_KEY_PATTERN = "session:*"
-
-
-def session_key(user_id: int, session_id: str) -> str:
-    return f"session:{{u:{user_id}}}:{session_id}"
-
-
-def spent_key(user_id: int, session_id: str) -> str:
-    return f"spent:{{u:{user_id}}}:{session_id}"
-
-
-def index_key(user_id: int) -> str:
-    return f"sessions:{{u:{user_id}}}"
+from sessions.refresh import RefreshToken, hash_secret
 
 
 def new_session_id() -> str:
@@ -46,10 +29,6 @@ def new_session_id() -> str:
     while (session_id := secrets.token_urlsafe(16)).startswith("-"):
         pass
     return session_id
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +48,19 @@ class SessionInfo:
         return min(self.absolute_expires_at, self.idle_expires_at)
 
 
+class CredentialsChanged(Exception):
+    """The account's password changed (or the account was deleted) after the login read
+    it: the login must not start a session."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    id: str
+    refresh: RefreshToken
+    # Sessions of the user ended to keep them within the cap, least recently used first.
+    evicted: list[str] = field(default_factory=list)
+
+
 class RotationResult(Enum):
     ROTATED = "rotated"
     REPEATED = "repeated"  # the token just rotated away, within the grace period
@@ -84,105 +76,7 @@ class Rotation:
     result: RotationResult
     jti: str = ""
     issued_at: int = 0
-    refresh: "RefreshToken | None" = None
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshToken:
-    """Opaque to clients: `<user id>.<session id>.<secret>`; only the secret's hash is stored."""
-
-    user_id: int
-    session_id: str
-    secret: str
-
-    def __str__(self) -> str:
-        return f"{self.user_id}.{self.session_id}.{self.secret}"
-
-    @classmethod
-    def new(cls, user_id: int, session_id: str) -> "RefreshToken":
-        return cls(user_id, session_id, secrets.token_urlsafe(32))
-
-    @classmethod
-    def parse(cls, value: str) -> "RefreshToken | None":
-        """The token's parts, or None for anything not of the form this store issues."""
-        match = _REFRESH_TOKEN.fullmatch(value)
-        if match is None:
-            return None
-        return cls(int(match["user_id"]), match["session_id"], match["secret"])
-
-    def successor(self, salt: str) -> "RefreshToken":
-        """The token a rotation with `salt` gives for this one. Derived rather than stored,
-        so that a retry within the grace period gets the same token again while Redis
-        keeps only hashes: without the presented secret, the salt alone yields nothing."""
-        digest = hmac.new(salt.encode(), self.secret.encode(), hashlib.sha256).digest()
-        secret = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-        return RefreshToken(self.user_id, self.session_id, secret)
-
-
-# ASCII only: str.isdigit() and \d accept digits such as "²" that int() refuses.
-_REFRESH_TOKEN = re.compile(
-    r"(?P<user_id>[1-9][0-9]{0,18})\.(?P<session_id>[A-Za-z0-9_-]{1,64})"
-    r"\.(?P<secret>[A-Za-z0-9_-]{1,128})",
-    re.ASCII,
-)
-
-
-# KEYS: session. ARGV: jti, now, idle timeout, last-seen write interval.
-# Returns 1 when the session is live and holds this jti; refreshes last-seen (and with it
-# the idle TTL) at most once per interval so most requests only read.
-_AUTHENTICATE = """
-local v = redis.call('HMGET', KEYS[1], 'jti', 'last_seen_at', 'expires_at')
-if not v[1] or v[1] ~= ARGV[1] then return 0 end
-local now, idle = tonumber(ARGV[2]), tonumber(ARGV[3])
-local last, abs_end = tonumber(v[2]), tonumber(v[3])
-if now >= abs_end or now >= last + idle then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-if now - last >= tonumber(ARGV[4]) then
-  redis.call('HSET', KEYS[1], 'last_seen_at', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], math.ceil((math.min(abs_end, now + idle) - now) * 1000))
-end
-return 1
-"""
-
-# KEYS: session, spent set, user index.
-# ARGV: presented hash, new jti, new hash, now, idle timeout, session id, grace seconds,
-#       new rotation salt, new jti's issued-at (whole seconds).
-# The current refresh token rotates; the one just rotated away, presented again within the
-# grace period (parallel tabs, a retry after a lost response), gets what that rotation
-# gave; any other spent token is a replay and ends the session.
-_ROTATE = """
-local v = redis.call('HMGET', KEYS[1], 'refresh_hash', 'expires_at', 'last_seen_at',
-  'prev_refresh_hash', 'rotated_at', 'jti', 'jti_issued_at', 'rotation_salt')
-if not v[1] then return {'invalid'} end
-local now, idle = tonumber(ARGV[4]), tonumber(ARGV[5])
-local abs_end = tonumber(v[2])
-if now >= abs_end or now >= tonumber(v[3]) + idle then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('ZREM', KEYS[3], ARGV[6])
-  return {'invalid'}
-end
-if v[1] == ARGV[1] then
-  local ttl = math.ceil((math.min(abs_end, now + idle) - now) * 1000)
-  redis.call('HSET', KEYS[1], 'jti', ARGV[2], 'refresh_hash', ARGV[3], 'last_seen_at', ARGV[4],
-    'prev_refresh_hash', ARGV[1], 'rotated_at', ARGV[4], 'rotation_salt', ARGV[8],
-    'jti_issued_at', ARGV[9])
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('SADD', KEYS[2], ARGV[1])
-  redis.call('PEXPIREAT', KEYS[2], math.ceil(abs_end * 1000))
-  return {'rotated'}
-end
-if v[4] == ARGV[1] and now - tonumber(v[5]) <= tonumber(ARGV[7]) then
-  return {'repeated', v[6], v[7], v[8]}
-end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('ZREM', KEYS[3], ARGV[6])
-  return {'reused'}
-end
-return {'invalid'}
-"""
+    refresh: RefreshToken | None = None
 
 
 class SessionStore:
@@ -196,48 +90,66 @@ class SessionStore:
         session_ttl_seconds: int,
         idle_timeout_seconds: int,
         refresh_grace_seconds: float = 10,
+        max_sessions_per_user: int = 10,
         async_redis: AsyncRedis | None = None,
     ):
         self._redis = redis
         self._async_redis = async_redis
-        self.refresh_grace_seconds = refresh_grace_seconds
         self.session_ttl_seconds = session_ttl_seconds
         self.idle_timeout_seconds = idle_timeout_seconds
+        self.refresh_grace_seconds = refresh_grace_seconds
+        self.max_sessions_per_user = max_sessions_per_user
         self.touch_interval_seconds = min(60.0, idle_timeout_seconds / 10)
-        self._authenticate = LuaScript(_AUTHENTICATE)
-        self._rotate = LuaScript(_ROTATE)
+        self._authenticate = LuaScript(scripts.AUTHENTICATE)
+        self._rotate = LuaScript(scripts.ROTATE)
+        self._create = LuaScript(scripts.CREATE)
+        self._revoke_all = LuaScript(scripts.REVOKE_ALL)
 
     def create(
-        self, *, user_id: int, jti: str, ip: str, user_agent: str
-    ) -> tuple[str, RefreshToken]:
-        """Start a session; return its id and its first refresh token."""
+        self, *, user_id: int, credentials_version: int, jti: str, ip: str, user_agent: str
+    ) -> NewSession:
+        """Start a session for a login that verified the password of `credentials_version`.
+
+        Raises CredentialsChanged when a password change, reset or account deletion
+        happened since; keeps the user within `max_sessions_per_user` by ending the least
+        recently used sessions."""
         session_id = new_session_id()
         refresh = RefreshToken.new(user_id, session_id)
         now = time.time()
         absolute_end = now + self.session_ttl_seconds
         ttl_ms = int(min(self.session_ttl_seconds, self.idle_timeout_seconds) * 1000)
-        key, index = session_key(user_id, session_id), index_key(user_id)
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "user_id": user_id,
-                    "jti": jti,
-                    "refresh_hash": hash_secret(refresh.secret),
-                    "created_at": now,
-                    "last_seen_at": now,
-                    "expires_at": absolute_end,
-                    "ip": ip,
-                    "user_agent": user_agent[:512],
-                },
-            )
-            pipe.pexpire(key, ttl_ms)
-            pipe.zremrangebyscore(index, "-inf", now)
-            pipe.zadd(index, {session_id: absolute_end})
-            pipe.expireat(index, int(absolute_end) + 1, gt=True)
-            pipe.expireat(index, int(absolute_end) + 1, nx=True)
-            pipe.execute()
-        return session_id, refresh
+        fields: dict[str, str | float | int] = {
+            "user_id": user_id,
+            "jti": jti,
+            "jti_issued_at": int(now),
+            "refresh_hash": hash_secret(refresh.secret),
+            "created_at": now,
+            "last_seen_at": now,
+            "expires_at": absolute_end,
+            "ip": ip,
+            "user_agent": user_agent[:512],
+        }
+        keys = [index_key(user_id), credentials_key(user_id), session_key(user_id, session_id)]
+        args = [
+            session_key(user_id, ""),
+            spent_key(user_id, ""),
+            session_id,
+            now,
+            self.max_sessions_per_user,
+            credentials_version,
+            ttl_ms,
+            absolute_end,
+            *(item for pair in fields.items() for item in pair),
+        ]
+        with self._redis.pipeline(transaction=False) as pipe:
+            self._create(pipe, keys, args)
+            pipe.set(owner_key(session_id), user_id, pxat=int(absolute_end * 1000))
+            outcome, _ = pipe.execute()
+        status, *evicted = (_text(part) for part in outcome)
+        if status == "stale":
+            self._redis.delete(owner_key(session_id))
+            raise CredentialsChanged()
+        return NewSession(session_id, refresh, evicted)
 
     def authenticate(self, *, user_id: int, session_id: str, jti: str) -> bool:
         """True when the session is live and its current access token is `jti`."""
@@ -302,22 +214,32 @@ class SessionStore:
     def revoke(self, *, user_id: int, session_id: str) -> bool:
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(session_key(user_id, session_id))
-            pipe.delete(spent_key(user_id, session_id))
+            pipe.delete(spent_key(user_id, session_id), owner_key(session_id))
             pipe.zrem(index_key(user_id), session_id)
             deleted, _, _ = pipe.execute()
         return bool(deleted)
 
-    def revoke_all(self, *, user_id: int) -> int:
-        """Revoke every session of a user; return how many were live."""
-        session_ids = self._session_ids(user_id)
-        if not session_ids:
-            return 0
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*(session_key(user_id, sid) for sid in session_ids))
-            pipe.delete(*(spent_key(user_id, sid) for sid in session_ids))
-            pipe.zrem(index_key(user_id), *session_ids)
-            live, _, _ = pipe.execute()
-        return int(live)
+    def revoke_all(
+        self,
+        *,
+        user_id: int,
+        keep_session_id: str = "",
+        credentials_version: int | None = None,
+    ) -> int:
+        """End every session of a user (but `keep_session_id`); return how many were live.
+
+        With `credentials_version` (after a password change or reset, or the account's
+        deletion), a login that verified an older password starts no session afterwards.
+        """
+        keys = [index_key(user_id), credentials_key(user_id)]
+        args = [
+            session_key(user_id, ""),
+            spent_key(user_id, ""),
+            keep_session_id,
+            "" if credentials_version is None else credentials_version,
+            self.session_ttl_seconds,
+        ]
+        return int(self._revoke_all(self._redis, keys, args))
 
     def list_for_user(self, user_id: int) -> list[SessionInfo]:
         """The user's live sessions, newest first; index entries of expired ones are pruned."""
@@ -346,12 +268,11 @@ class SessionStore:
                         yield info
 
     def find(self, session_id: str) -> SessionInfo | None:
-        """Look a session up by id alone (admin use: scans)."""
-        for key in self._redis.scan_iter(f"session:*:{_escape_glob(session_id)}", count=1000):
-            info = self._to_info(session_id, self._redis.hgetall(key))
-            if info is not None:
-                return info
-        return None
+        """A live session by its id alone: its owner is recorded when it starts."""
+        owner = self._redis.get(owner_key(session_id))
+        if owner is None:
+            return None
+        return self._to_info(session_id, self._redis.hgetall(session_key(int(owner), session_id)))
 
     def _session_ids(self, user_id: int) -> list[str]:
         ids: list[bytes] = self._redis.zrange(index_key(user_id), 0, -1)  # type: ignore[assignment]
@@ -386,10 +307,6 @@ class SessionStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _escape_glob(value: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in value)
 
 
 def _batched(iterable: Iterator[bytes], size: int) -> Iterator[list[bytes]]:

@@ -1,28 +1,73 @@
-"""The caller's own account and sessions as a whole: log out here or everywhere."""
+"""The caller's own account: who am I, change the password, leave; log out here or
+everywhere."""
 
 from fastapi import APIRouter, Request, Response
 
 from service.deps import CurrentPrincipal
-from service.responses import json_response
+from service.responses import NO_STORE, json_response
 from service.runtime import Runtime
-from service.schemas.auth import Message
+from service.schemas.auth import (
+    AccountDeleted,
+    AccountDeletion,
+    Message,
+    PasswordChange,
+    PasswordChanged,
+    UserRead,
+)
 from service.schemas.common import error_responses
 from service.schemas.sessions import RevokedCount
+from service.threads import hashes_passwords
 
 
 def build_router(runtime: Runtime) -> APIRouter:
-    accounts = runtime.accounts
-    router = APIRouter(tags=["auth"], route_class=runtime.route_class)
+    accounts, limits = runtime.accounts, runtime.limits
+    own_sessions, passwords = runtime.session_service, runtime.password_service
+    router = APIRouter(tags=["account"], route_class=runtime.route_class)
+
+    @router.get("/me", response_model=UserRead, responses=error_responses(401, 404, 429, 503))
+    def read_me(principal: CurrentPrincipal, request: Request) -> Response:
+        return json_response(accounts.me(user_id=principal.user_id), headers=NO_STORE)
+
+    @router.post(
+        "/me/password",
+        response_model=PasswordChanged,
+        responses=error_responses(401, 403, 413, 422, 429, 503),
+    )
+    @limits.password_guess
+    @hashes_passwords
+    def change_password(
+        body: PasswordChange, principal: CurrentPrincipal, request: Request
+    ) -> Response:
+        result = passwords.change(
+            user_id=principal.user_id,
+            session_id=principal.session_id,
+            current_password=body.current_password,
+            new_password=body.new_password,
+        )
+        limits.forgive_failed_login(request)
+        return json_response(result)
+
+    @router.delete(
+        "/me",
+        response_model=AccountDeleted,
+        responses=error_responses(401, 403, 413, 422, 429, 503),
+    )
+    @limits.password_guess
+    @hashes_passwords
+    def delete_me(body: AccountDeletion, principal: CurrentPrincipal, request: Request) -> Response:
+        result = accounts.delete(user_id=principal.user_id, password=body.password)
+        limits.forgive_failed_login(request)
+        return json_response(result)
 
     @router.post("/logout", response_model=Message, responses=error_responses(401, 429, 503))
     def logout(principal: CurrentPrincipal, request: Request) -> Response:
-        accounts.logout(user_id=principal.user_id, session_id=principal.session_id)
+        own_sessions.logout(user_id=principal.user_id, session_id=principal.session_id)
         return json_response({"detail": "Logged out"})
 
     @router.post(
         "/logout/all", response_model=RevokedCount, responses=error_responses(401, 429, 503)
     )
     def logout_all(principal: CurrentPrincipal, request: Request) -> Response:
-        return json_response({"revoked": accounts.logout_all(user_id=principal.user_id)})
+        return json_response({"revoked": own_sessions.logout_all(user_id=principal.user_id)})
 
     return router

@@ -14,12 +14,12 @@ SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 
 
 def build_router(runtime: Runtime) -> APIRouter:
-    accounts = runtime.accounts
+    own_sessions = runtime.session_service
     router = APIRouter(prefix="/sessions", tags=["sessions"], route_class=runtime.route_class)
 
     @router.get("", response_model=SessionList, responses=error_responses(401, 429, 503))
     def list_sessions(principal: CurrentPrincipal, request: Request) -> Response:
-        items = accounts.list_sessions(
+        items = own_sessions.list(
             user_id=principal.user_id, current_session_id=principal.session_id
         )
         return json_response({"items": items})
@@ -32,7 +32,7 @@ def build_router(runtime: Runtime) -> APIRouter:
     def revoke_session(
         session_id: SessionId, principal: CurrentPrincipal, request: Request
     ) -> Response:
-        accounts.revoke_session(user_id=principal.user_id, session_id=session_id)
+        own_sessions.revoke(user_id=principal.user_id, session_id=session_id)
         return json_response({"id": session_id, "revoked": True})
 
     return router

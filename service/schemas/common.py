@@ -27,7 +27,9 @@ class ValidationErrorResponse(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the given error statuses."""
     descriptions = {
+        400: "The request cannot be carried out as it stands",
         401: "Missing, invalid or revoked credentials",
+        403: "The password given is not the account's",
         404: "Not found, or not the caller's",
         409: "Conflict",
         413: "Request body over 1 MiB",

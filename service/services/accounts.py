@@ -1,16 +1,24 @@
-"""Accounts and sessions: register, log in, refresh, log out, list and revoke."""
+"""Accounts: register, log in, refresh, read and delete one's own account."""
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from db import repositories as repo
+from db.emails import canonical_email
 from db.engine import Database
-from service.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken, NotFound
+from db.models import User
+from service.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    NotFound,
+    WrongPassword,
+)
 from service.logging import get_logger
 from sessions.passwords import PasswordHasher
-from sessions.store import RefreshToken, RotationResult, SessionInfo, SessionStore
+from sessions.refresh import RefreshToken
+from sessions.store import CredentialsChanged, RotationResult, SessionStore
 from sessions.tokens import TokenCodec, new_jti
 
 audit = get_logger("audit")
@@ -20,6 +28,10 @@ audit = get_logger("audit")
 class ClientInfo:
     ip: str
     user_agent: str
+
+
+def account_view(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "created_at": user.created_at}
 
 
 class AccountService:
@@ -48,7 +60,7 @@ class AccountService:
         except repo.DuplicateEmailError:
             raise EmailTaken() from None
         audit.info("user_registered", user_id=user.id)
-        return {"id": user.id, "email": user.email, "created_at": user.created_at}
+        return account_view(user)
 
     def login(self, *, email: str, password: str, client: ClientInfo) -> dict[str, Any]:
         with self._database.session() as db:
@@ -64,14 +76,24 @@ class AccountService:
             raise InvalidCredentials()
         if new_hash is not None:
             with self._database.session() as db:
-                repo.update_password_hash(db, user_id=user.id, password_hash=new_hash)
-
-        jti, issued_at = new_jti(), int(time.time())
-        session_id, refresh = self._sessions.create(
-            user_id=user.id, jti=jti, ip=client.ip, user_agent=client.user_agent
-        )
-        audit.info("session_created", user_id=user.id, session_id=session_id)
-        return self._token_pair(user.id, session_id, jti, issued_at, refresh)
+                repo.rehash_password(db, user_id=user.id, password_hash=new_hash)
+        jti = new_jti()
+        try:
+            session = self._sessions.create(
+                user_id=user.id,
+                credentials_version=user.credentials_version,
+                jti=jti,
+                ip=client.ip,
+                user_agent=client.user_agent,
+            )
+        except CredentialsChanged:
+            # The password changed (or the account went) while this login checked it.
+            audit.warning("login_failed", reason="credentials_changed", user_id=user.id)
+            raise InvalidCredentials() from None
+        audit.info("session_created", user_id=user.id, session_id=session.id)
+        for evicted in session.evicted:
+            audit.info("session_revoked", reason="evicted", user_id=user.id, session_id=evicted)
+        return self._token_pair(user.id, session.id, jti, int(time.time()), session.refresh)
 
     def refresh(self, *, refresh_token: str) -> dict[str, Any]:
         token = RefreshToken.parse(refresh_token)
@@ -95,25 +117,43 @@ class AccountService:
             token.user_id, token.session_id, rotation.jti, rotation.issued_at, rotation.refresh
         )
 
-    def logout(self, *, user_id: int, session_id: str) -> None:
-        self._sessions.revoke(user_id=user_id, session_id=session_id)
-        audit.info("session_revoked", reason="logout", user_id=user_id, session_id=session_id)
+    def me(self, *, user_id: int) -> dict[str, Any]:
+        with self._database.session() as db:
+            user = repo.get_user(db, user_id=user_id)
+            if user is None:
+                raise NotFound("Account not found")
+            return account_view(user)
 
-    def logout_all(self, *, user_id: int) -> int:
-        revoked = self._sessions.revoke_all(user_id=user_id)
-        audit.info("session_revoked", reason="logout_all", user_id=user_id, count=revoked)
-        return revoked
+    def canonical_email_of(self, user_id: int) -> str | None:
+        """The account's canonical email, which keys its login limits."""
+        with self._database.session() as db:
+            user = repo.get_user(db, user_id=user_id)
+            return canonical_email(user.email) if user else None
 
-    def list_sessions(self, *, user_id: int, current_session_id: str) -> list[dict[str, Any]]:
-        return [
-            session_view(info, current=info.id == current_session_id)
-            for info in self._sessions.list_for_user(user_id)
-        ]
+    def delete(self, *, user_id: int, password: str) -> dict[str, Any]:
+        """Delete the account and its tasks (one transaction), then end every session."""
+        self.verify_password(user_id=user_id, password=password, action="account_delete")
+        with self._database.transaction() as db:
+            version = repo.delete_user(db, user_id=user_id)
+        if version is None:
+            raise NotFound("Account not found")
+        # Past the last version: a login that read the account before it went is stale.
+        revoked = self._sessions.revoke_all(user_id=user_id, credentials_version=version + 1)
+        audit.info("account_deleted", user_id=user_id)
+        audit.info("session_revoked", reason="account_deleted", user_id=user_id, count=revoked)
+        return {"id": user_id, "deleted": True}
 
-    def revoke_session(self, *, user_id: int, session_id: str) -> None:
-        if not self._sessions.revoke(user_id=user_id, session_id=session_id):
-            raise NotFound("Session not found")
-        audit.info("session_revoked", reason="user_revoke", user_id=user_id, session_id=session_id)
+    def verify_password(self, *, user_id: int, password: str, action: str) -> User:
+        """The account, when `password` is its password; WrongPassword (403) otherwise."""
+        with self._database.session() as db:
+            user = repo.get_user(db, user_id=user_id)
+        if user is None:
+            raise NotFound("Account not found")
+        matches, _ = self._passwords.verify(password, user.password_hash)
+        if not matches:
+            audit.warning(f"{action}_refused", reason="wrong_password", user_id=user_id)
+            raise WrongPassword()
+        return user
 
     def _token_pair(
         self, user_id: int, session_id: str, jti: str, issued_at: int, refresh: RefreshToken
@@ -130,19 +170,3 @@ class AccountService:
             # earlier rotation.
             "expires_in": max(0, min(ttl, issued_at + ttl - int(time.time()))),
         }
-
-
-def session_view(info: SessionInfo, *, current: bool) -> dict[str, Any]:
-    return {
-        "id": info.id,
-        "created_at": _utc(info.created_at),
-        "last_seen_at": _utc(info.last_seen_at),
-        "expires_at": _utc(info.expires_at),
-        "ip": info.ip,
-        "user_agent": info.user_agent,
-        "current": current,
-    }
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=UTC)

@@ -395,7 +395,7 @@ def test_sigterm_lets_requests_in_flight_finish_then_exits(
     # One hash at a time per process: the logins queue, so they stay in flight a while.
     server = start_server(workers=workers, PASSWORD_HASH_CONCURRENCY="1")
     email = Api(server.url).register()
-    count = 16
+    count = 32
     sent = threading.Semaphore(0)
 
     with ThreadPoolExecutor(max_workers=count) as pool:

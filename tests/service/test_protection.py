@@ -15,6 +15,8 @@ PUBLIC = {
     ("POST", "/register"),
     ("POST", "/login"),
     ("POST", "/refresh"),
+    ("POST", "/password/forgot"),
+    ("POST", "/password/reset"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
     ("GET", "/openapi.json"),

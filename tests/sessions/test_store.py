@@ -2,18 +2,15 @@
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from sessions.store import (
-    RefreshToken,
-    RotationResult,
-    SessionStore,
-    index_key,
-    new_session_id,
-    session_key,
-)
+from sessions.keys import index_key, session_key
+from sessions.refresh import RefreshToken
+from sessions.store import CredentialsChanged, RotationResult, SessionStore, new_session_id
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -23,13 +20,20 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+def _start(store: SessionStore, user_id: int, jti: str) -> tuple[str, RefreshToken]:
+    session = store.create(
+        user_id=user_id, credentials_version=1, jti=jti, ip="10.0.0.1", user_agent="ua"
+    )
+    return session.id, session.refresh
+
+
 def _store(client: redis.Redis, ttl: int = 600, idle: int = 300) -> SessionStore:
     return SessionStore(client, session_ttl_seconds=ttl, idle_timeout_seconds=idle)
 
 
 def test_keys_share_the_users_hash_tag_and_all_expire(client: redis.Redis) -> None:
     store = _store(client)
-    session_id, refresh = store.create(user_id=424242, jti="j1", ip="10.0.0.1", user_agent="ua")
+    session_id, refresh = _start(store, 424242, "j1")
     assert store.rotate(refresh, new_jti="j2", issued_at=1).result is RotationResult.ROTATED
     keys = [key.decode() for key in client.scan_iter("*{u:424242}*")]
     assert sorted(k.split(":")[0] for k in keys) == ["session", "sessions", "spent"]
@@ -42,7 +46,7 @@ def test_keys_share_the_users_hash_tag_and_all_expire(client: redis.Redis) -> No
 
 def test_the_stored_hash_holds_no_token_material(client: redis.Redis) -> None:
     store = _store(client)
-    session_id, refresh = store.create(user_id=424243, jti="the-jti", ip="ip", user_agent="ua")
+    session_id, refresh = _start(store, 424243, "the-jti")
     raw: dict[bytes, bytes] = client.hgetall(session_key(424243, session_id))  # type: ignore[assignment]
     assert refresh.secret.encode() not in b"".join(raw.values())
     assert raw[b"jti"] == b"the-jti"
@@ -51,7 +55,7 @@ def test_the_stored_hash_holds_no_token_material(client: redis.Redis) -> None:
 
 def test_authenticate_checks_the_current_jti(client: redis.Redis) -> None:
     store = _store(client)
-    session_id, refresh = store.create(user_id=424244, jti="old", ip="ip", user_agent="ua")
+    session_id, refresh = _start(store, 424244, "old")
     assert store.authenticate(user_id=424244, session_id=session_id, jti="old")
     assert store.rotate(refresh, new_jti="new", issued_at=1).result is RotationResult.ROTATED
     assert not store.authenticate(user_id=424244, session_id=session_id, jti="old")
@@ -63,7 +67,7 @@ def test_authenticate_checks_the_current_jti(client: redis.Redis) -> None:
 
 def test_last_seen_is_written_at_most_once_per_interval(client: redis.Redis) -> None:
     store = _store(client)
-    session_id, _ = store.create(user_id=424246, jti="j", ip="ip", user_agent="ua")
+    session_id, _ = _start(store, 424246, "j")
     key = session_key(424246, session_id)
     first = client.hget(key, "last_seen_at")
     for _ in range(20):
@@ -74,8 +78,8 @@ def test_last_seen_is_written_at_most_once_per_interval(client: redis.Redis) -> 
 
 def test_listing_prunes_index_entries_of_sessions_that_expired(client: redis.Redis) -> None:
     store = _store(client)
-    gone, _ = store.create(user_id=424247, jti="a", ip="ip", user_agent="ua")
-    live, _ = store.create(user_id=424247, jti="b", ip="ip", user_agent="ua")
+    gone, _ = _start(store, 424247, "a")
+    live, _ = _start(store, 424247, "b")
     client.delete(session_key(424247, gone))  # as if its TTL had fired
     assert [info.id for info in store.list_for_user(424247)] == [live]
     assert client.zrange(index_key(424247), 0, -1) == [live.encode()]
@@ -84,7 +88,7 @@ def test_listing_prunes_index_entries_of_sessions_that_expired(client: redis.Red
 
 def test_idle_session_is_refused_even_before_redis_expires_it(client: redis.Redis) -> None:
     store = _store(client, idle=1)
-    session_id, _ = store.create(user_id=424248, jti="j", ip="ip", user_agent="ua")
+    session_id, _ = _start(store, 424248, "j")
     client.persist(session_key(424248, session_id))  # take Redis's TTL out of the picture
     time.sleep(1.1)
     assert not store.authenticate(user_id=424248, session_id=session_id, jti="j")
@@ -95,7 +99,7 @@ def test_the_token_just_rotated_away_repeats_its_rotation_within_the_grace_perio
     client: redis.Redis,
 ) -> None:
     store = SessionStore(client, session_ttl_seconds=600, idle_timeout_seconds=300)
-    session_id, first = store.create(user_id=424249, jti="a", ip="ip", user_agent="ua")
+    session_id, first = _start(store, 424249, "a")
     rotated = store.rotate(first, new_jti="b", issued_at=100)
     again = store.rotate(first, new_jti="c", issued_at=200)
     assert again.result is RotationResult.REPEATED
@@ -113,14 +117,14 @@ def test_a_spent_token_after_the_grace_period_revokes_the_session(client: redis.
     store = SessionStore(
         client, session_ttl_seconds=600, idle_timeout_seconds=300, refresh_grace_seconds=0.2
     )
-    session_id, first = store.create(user_id=424250, jti="a", ip="ip", user_agent="ua")
+    session_id, first = _start(store, 424250, "a")
     second = store.rotate(first, new_jti="b", issued_at=1).refresh
     assert second is not None
     store.rotate(second, new_jti="c", issued_at=2)  # first is now two rotations old
     assert store.rotate(first, new_jti="d", issued_at=3).result is RotationResult.REUSED
     assert not store.authenticate(user_id=424250, session_id=session_id, jti="c")
 
-    session_id, first = store.create(user_id=424250, jti="a", ip="ip", user_agent="ua")
+    session_id, first = _start(store, 424250, "a")
     store.rotate(first, new_jti="b", issued_at=1)
     time.sleep(0.3)
     assert store.rotate(first, new_jti="c", issued_at=2).result is RotationResult.REUSED
@@ -141,3 +145,33 @@ def test_session_ids_never_start_with_a_dash() -> None:
     assert not any(session_id.startswith("-") for session_id in ids)
     assert len(set(ids)) == len(ids)
     assert all(len(session_id) == 22 for session_id in ids)
+
+
+def test_a_login_that_read_older_credentials_starts_no_session(client: redis.Redis) -> None:
+    store = _store(client)
+    keep, _ = _start(store, 424251, "a")
+    _start(store, 424251, "b")
+    # A password change to version 2 ends the others and remembers the version.
+    assert store.revoke_all(user_id=424251, keep_session_id=keep, credentials_version=2) == 1
+    with pytest.raises(CredentialsChanged):
+        store.create(user_id=424251, credentials_version=1, jti="c", ip="ip", user_agent="ua")
+    assert store.create(user_id=424251, credentials_version=2, jti="d", ip="ip", user_agent="ua")
+    assert [info.id for info in store.list_for_user(424251)][-1] == keep
+    store.revoke_all(user_id=424251)
+
+
+def test_an_admin_finds_a_session_by_id_without_scanning(tmp_path: Path) -> None:
+    private = RedisServer(log_path=tmp_path / "redis.log")
+    private.start()
+    try:
+        own = redis.Redis.from_url(private.url)
+        store = _store(own)
+        session_id, _ = _start(store, 424252, "a")
+        own.config_resetstat()
+        found = store.find(session_id)
+        assert found is not None and found.user_id == 424252
+        assert store.find("no-such-session") is None
+        stats = own.info("commandstats")
+        assert "cmdstat_scan" not in stats and "cmdstat_keys" not in stats
+    finally:
+        private.stop()

@@ -1,0 +1,224 @@
+"""Password reset by email, end to end through a real SMTP server on loopback."""
+
+import http.client
+import json
+import re
+import statistics
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import StartServer
+from tests.support.api import PASSWORD, Api, unique_email
+from tests.support.live_server import LiveServer
+from tests.support.smtp_server import SmtpServer
+
+NEW_PASSWORD = "a brand new passphrase"
+RESET_URL = "https://app.example.com/reset?token={token}"
+TOKEN = re.compile(r"^ {4}([0-9]+\.[A-Za-z0-9_-]{43,})\r?$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _mail_env(smtp: SmtpServer, **extra: str) -> dict[str, str]:
+    return {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "SMTP_TLS": "none",
+        "MAIL_FROM": "Tasks <no-reply@example.com>",
+        "PASSWORD_RESET_URL": RESET_URL,
+        "PASSWORD_RESET_RATE_LIMIT": "1000/hour",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def mailing(start_server: StartServer, smtp: SmtpServer) -> LiveServer:
+    return start_server(workers=2, **_mail_env(smtp))
+
+
+def _forgot(api: Api, email: str) -> int:
+    response = api.post("/password/forgot", json={"email": email})
+    if response.status_code == 202:
+        assert response.json() == {
+            "detail": "If an account exists for this email, a reset message is on its way"
+        }
+    return response.status_code
+
+
+def _token_of(message: object) -> str:
+    body = message.get_content()  # type: ignore[attr-defined]
+    match = TOKEN.search(body)
+    assert match, body
+    return match[1]
+
+
+def _reset(api: Api, token: str, password: str = NEW_PASSWORD) -> int:
+    return api.post("/password/reset", json={"token": token, "new_password": password}).status_code
+
+
+def test_a_reset_by_email_ends_every_session(mailing: LiveServer, smtp: SmtpServer) -> None:
+    api = Api(mailing.url)
+    email = api.register()
+    first, second = api.login(email), api.login(email)
+    assert _forgot(api, email) == 202
+    (message,) = smtp.wait_for(email)
+    assert message["Subject"] == "Reset your password"
+    assert message["From"] == "Tasks <no-reply@example.com>"
+    token = _token_of(message)
+    assert len(token.split(".")[1]) >= 43  # 256 random bits, base64url
+    assert RESET_URL.format(token=token) in message.get_content()
+
+    # A refused password does not spend the token.
+    assert _reset(api, token, "12345678") == 422
+    assert _reset(api, token) == 200
+    for tokens in (first, second):
+        assert api.get("/tasks", headers=tokens.headers).status_code == 401
+    assert api.post("/login", json={"email": email, "password": PASSWORD}).status_code == 401
+    assert api.login(email, NEW_PASSWORD).access_token
+    assert _reset(api, token, "another fine passphrase") == 400  # single use
+    logs = mailing.logs()
+    assert token not in logs
+    assert '"password_reset"' in logs and '"reason": "password_reset"' in logs
+
+
+def test_an_unknown_address_gets_the_same_answer_and_no_mail(
+    mailing: LiveServer, smtp: SmtpServer
+) -> None:
+    api = Api(mailing.url)
+    unknown, known = unique_email("nobody"), api.register()
+    assert _forgot(api, unknown) == 202
+    assert _forgot(api, known) == 202
+    smtp.wait_for(known)  # mail goes out in order: the unknown one was handled first
+    assert smtp.messages_to(unknown) == []
+    assert '"known_account": false' in mailing.logs()
+
+
+def test_a_newer_token_spends_the_older(mailing: LiveServer, smtp: SmtpServer) -> None:
+    api = Api(mailing.url)
+    email = api.register()
+    assert _forgot(api, email) == 202
+    older = _token_of(smtp.wait_for(email)[0])
+    assert _forgot(api, email) == 202
+    newer = _token_of(smtp.wait_for(email, count=2)[1])
+    assert _reset(api, older) == 400
+    assert _reset(api, newer) == 200
+
+
+@pytest.mark.parametrize(
+    ("token", "status"),
+    [
+        ("", 422),
+        ("garbage", 422),
+        ("1.short", 422),
+        ("\u00b2." + "A" * 43, 422),  # "²" is a digit to str.isdigit(), not to int()
+        ("0." + "A" * 43, 422),
+        ("1." + "A" * 43, 400),  # the right shape, but no mail carried it
+    ],
+)
+def test_malformed_or_unknown_tokens_change_nothing(
+    mailing: LiveServer, token: str, status: int
+) -> None:
+    assert _reset(Api(mailing.url), token) == status
+
+
+def test_an_expired_token_changes_nothing(start_server: StartServer, smtp: SmtpServer) -> None:
+    api = Api(start_server(**_mail_env(smtp, PASSWORD_RESET_TTL_SECONDS="1")).url)
+    email = api.register()
+    assert _forgot(api, email) == 202
+    token = _token_of(smtp.wait_for(email)[0])
+    time.sleep(1.5)
+    assert _reset(api, token) == 400
+    assert api.login(email).access_token  # the old password still works
+
+
+def test_a_known_address_is_answered_no_slower(mailing: LiveServer, smtp: SmtpServer) -> None:
+    api = Api(mailing.url)
+    known = api.register()
+
+    def median_seconds(email: str) -> float:
+        samples = []
+        for _ in range(15):
+            start = time.perf_counter()
+            assert _forgot(api, email) == 202
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    unknown_time, known_time = median_seconds(unique_email("nobody")), median_seconds(known)
+    # The answer is given before the account is even looked up; sending takes far longer.
+    assert known_time < unknown_time * 1.5 + 0.002, (known_time, unknown_time)
+    smtp.wait_for(known, count=15)
+
+
+def _forgot_from(ip: str, url: str, email: str) -> int:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "127.0.0.1", parts.port, timeout=30, source_address=(ip, 0)
+    )
+    try:
+        body = json.dumps({"email": email})
+        connection.request("POST", "/password/forgot", body, {"Content-Type": "application/json"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_requests_are_limited_per_address_and_per_client(
+    start_server: StartServer, smtp: SmtpServer
+) -> None:
+    url = start_server(**_mail_env(smtp, PASSWORD_RESET_RATE_LIMIT="2/hour")).url
+    email = unique_email()
+    # One address from three clients: its own limit.
+    assert [_forgot_from(f"127.0.1.{n}", url, email) for n in (1, 2, 3)] == [202, 202, 429]
+    # One client, three addresses: the client's limit.
+    statuses = [_forgot_from("127.0.1.9", url, unique_email()) for _ in range(3)]
+    assert statuses == [202, 202, 429]
+
+
+def test_without_smtp_development_logs_the_message(start_server: StartServer) -> None:
+    server = start_server(APP_ENV="development")
+    api = Api(server.url)
+    email = api.register()
+    assert _forgot(api, email) == 202
+    deadline = time.monotonic() + 10
+    while '"mail_not_sent"' not in server.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (line,) = [line for line in server.logs().splitlines() if '"mail_not_sent"' in line]
+    assert email in line and TOKEN.search(json.loads(line)["body"])
+
+
+def test_without_smtp_production_logs_an_error_and_never_the_token(
+    start_server: StartServer,
+) -> None:
+    server = start_server(APP_ENV="production")
+    api = Api(server.url)
+    email = api.register()
+    assert _forgot(api, email) == 202
+    deadline = time.monotonic() + 10
+    while '"mail_not_configured"' not in server.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (line,) = [line for line in server.logs().splitlines() if '"mail_not_configured"' in line]
+    assert '"level": "error"' in line
+    assert "password-reset" not in server.logs() and "body" not in line
+
+
+def test_a_failed_send_is_retried_and_logged_without_the_token(
+    mailing: LiveServer, smtp: SmtpServer
+) -> None:
+    api = Api(mailing.url)
+    email = api.register()
+    smtp.inbox.refuse = 1
+    assert _forgot(api, email) == 202
+    token = _token_of(smtp.wait_for(email)[0])
+    logs = mailing.logs()
+    assert '"mail_send_failed"' in logs and '"attempt": 1' in logs
+    assert token not in logs
+    assert _reset(api, token) == 200
