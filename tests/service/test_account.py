@@ -37,6 +37,7 @@ def test_me_is_the_callers_account(api: Api) -> None:
 
 
 def test_a_password_change_ends_every_other_session(two_workers: LiveServer) -> None:
+    """Seen by both workers of a 2-worker server, and written to the audit log."""
     api = Api(two_workers.url)
     email = api.register()
     caller, other, another = api.login(email), api.login(email), api.login(email)
@@ -56,6 +57,10 @@ def test_a_password_change_ends_every_other_session(two_workers: LiveServer) -> 
     assert refresh.status_code == 401
     assert api.post("/login", json={"email": email, "password": PASSWORD}).status_code == 401
     assert api.login(email, NEW_PASSWORD).access_token
+    user_id = api.get("/me", headers=caller.headers).json()["id"]
+    audit = [line for line in two_workers.logs().splitlines() if f'"user_id": {user_id}' in line]
+    assert any('"password_changed"' in line for line in audit)
+    assert any('"reason": "password_change"' in line and '"count": 2' in line for line in audit)
 
 
 def test_a_wrong_current_password_changes_nothing(api: Api) -> None:
