@@ -1,12 +1,14 @@
 """Engine and units of work. Takes plain values; knows nothing of the web layer."""
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from db.timeouts import ServerNotAnswering, bound_round_trips
 
 
 def psycopg2_url(url: str) -> str:
@@ -24,8 +26,11 @@ PING_AFTER_IDLE_SECONDS = 1.0
 def make_engine(
     url: str, *, pool_size: int = 10, connect_timeout: int = 3, statement_timeout_ms: int = 5000
 ) -> Engine:
-    """A pooled engine. A statement runs at most `statement_timeout_ms`: the request thread
-    waiting on it is one of few (the thread pool is small by design)."""
+    """A pooled engine. A statement runs at most `statement_timeout_ms` (PostgreSQL cancels
+    it), and no round trip waits more than a second longer than that (our side gives up,
+    db.timeouts): the request thread waiting on it is one of few."""
+    round_trip_seconds = statement_timeout_ms / 1000 + 1
+    bound_round_trips(round_trip_seconds)
     engine = create_engine(
         url,
         pool_size=pool_size,
@@ -37,6 +42,12 @@ def make_engine(
         connect_args={
             "connect_timeout": connect_timeout,
             "options": f"-c statement_timeout={statement_timeout_ms}",
+            # A peer that vanished: unacknowledged data, or no keepalive answers.
+            "tcp_user_timeout": int(round_trip_seconds * 1000),
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
         },
     )
     _ping_idle_connections(engine)
@@ -63,6 +74,8 @@ def _ping_idle_connections(engine: Engine) -> None:
         try:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
+        except ServerNotAnswering:
+            raise  # the server is hung: another connection would wait just as long
         except Exception as error:
             raise exc.DisconnectionError() from error
 
@@ -76,21 +89,25 @@ class Database:
     BEGIN and COMMIT round trips around it. Work whose statements must agree opens
     `transaction()` instead: one PostgreSQL transaction, committed before it returns."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, *, guard: Callable[[], AbstractContextManager[None]] = nullcontext
+    ) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        # Runs around every unit of work (the service's circuit breaker).
+        self._guard = guard
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work whose every statement stands alone: each is committed by
         PostgreSQL when it returns (autocommit), so there is nothing left to commit."""
-        with self._sessions() as session:
+        with self._guard(), self._sessions() as session:
             yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A unit of work in one transaction: committed on success, rolled back on error."""
-        with self._sessions.begin() as session:
+        with self._guard(), self._sessions.begin() as session:
             session.connection(execution_options={"isolation_level": "READ COMMITTED"})
             yield session
 

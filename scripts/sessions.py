@@ -17,12 +17,12 @@ from typing import Any
 
 from db import repositories as repo
 from db.engine import Database, make_engine
+from service.audit import sessions_revoked
 from service.config import Settings
-from service.logging import configure_logging, get_logger
+from service.logging import configure_logging
 from service.runtime import make_redis
 from sessions.store import SessionInfo, SessionStore
 
-audit = get_logger("audit")
 COLUMNS = ("id", "user_id", "email", "created_at", "last_seen_at", "expires_at", "ip", "user_agent")
 
 
@@ -64,15 +64,13 @@ class Admin:
             if info is None or not self.store.revoke(user_id=info.user_id, session_id=session_id):
                 missing.append(session_id)
                 continue
-            audit.info(
-                "session_revoked", reason="admin_kill", user_id=info.user_id, session_id=session_id
-            )
+            sessions_revoked("admin_kill", user_id=info.user_id, session_id=session_id)
         return missing
 
     def kill_user(self, email: str) -> int:
         user_id = self.user_id(email)
         revoked = self.store.revoke_all(user_id=user_id)
-        audit.info("session_revoked", reason="admin_kill", user_id=user_id, count=revoked)
+        sessions_revoked("admin_kill", user_id=user_id, count=revoked)
         return revoked
 
     def close(self) -> None:

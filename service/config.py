@@ -5,21 +5,20 @@ from typing import Literal
 
 from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from db.engine import psycopg2_url
+from db.settings import DatabaseSettings
 
 EXAMPLE_JWT_SECRET = "change-me-to-a-long-random-secret-of-32-bytes-or-more"  # noqa: S105 (the value refused in production)
 MIN_JWT_SECRET_BYTES = 32
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+class Settings(DatabaseSettings):
+    """Every setting of the service; the database's come from db.settings, which Alembic
+    reads as well."""
 
     app_env: Literal["development", "test", "production"] = "development"
-    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/tasks"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    jwt_secret: str = EXAMPLE_JWT_SECRET
+    jwt_secret: SecretStr = SecretStr(EXAMPLE_JWT_SECRET)
     jwt_issuer: str = "tasks-service"
     jwt_audience: str = "tasks-api"
     access_token_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
@@ -57,11 +56,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
-
-    @field_validator("database_url")
-    @classmethod
-    def use_psycopg2_driver(cls, url: str) -> str:
-        return psycopg2_url(url)
+    # Bearer token for GET /metrics; without one, /metrics is not served (404).
+    metrics_token: SecretStr | None = None
 
     @field_validator(
         "rate_limit",
@@ -119,12 +115,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def uses_example_secret(self) -> bool:
+        return self.jwt_secret.get_secret_value() == EXAMPLE_JWT_SECRET
+
     @model_validator(mode="after")
     def strong_secret_in_production(self) -> "Settings":
         if self.app_env == "production":
-            if self.jwt_secret == EXAMPLE_JWT_SECRET:
+            if self.uses_example_secret:
                 raise ValueError("JWT_SECRET is the example value; set a random secret")
-            if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            if len(self.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
                 raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return self
 

@@ -16,6 +16,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
+from service import metrics
+from service.circuits import CircuitOpen
 from service.errors import DomainError
 from service.logging import get_logger
 from service.ratelimit import LimitState
@@ -51,8 +53,11 @@ async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RateLimitExceeded)
     state: LimitState | None = getattr(request.state, "rate_limit", None)
     headers = {"Retry-After": state.retry_after()} if state else None
-    if exc.limit is not None:
-        log.warning("rate_limited", limit=str(exc.limit.limit), scope=exc.limit.scope)
+    scope = exc.limit.scope if exc.limit is not None else "unknown"
+    log.warning("rate_limited", limit=str(exc.limit.limit) if exc.limit else None, scope=scope)
+    metrics.RATE_LIMIT_REJECTIONS.labels(limit=scope).inc()
+    if request.url.path == "/login":
+        metrics.LOGIN_ATTEMPTS.labels(outcome="limited").inc()
     return _json(429, {"detail": f"Rate limit exceeded: {exc.detail}"}, headers)
 
 
@@ -94,6 +99,13 @@ async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
     return _json(503, {"detail": "Session store unavailable"}, UNAVAILABLE_HEADERS)
 
 
+async def _circuit_open(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CircuitOpen)
+    if exc.dependency == "redis":
+        return await _redis_down(request, exc)
+    return _json(503, {"detail": "Database unavailable"}, UNAVAILABLE_HEADERS)
+
+
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     connection_lost = isinstance(exc, OperationalError | PoolTimeoutError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -113,6 +125,7 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RedisError, _redis_down)
+    app.add_exception_handler(CircuitOpen, _circuit_open)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(PoolTimeoutError, _database_down)
     app.add_exception_handler(DBAPIError, _database_down)

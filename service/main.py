@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service import metrics
 from service.config import Settings, get_settings
 from service.deps import IDENTIFY_CALLER, REQUIRE_SESSION
 from service.exception_handlers import register_exception_handlers
@@ -24,8 +25,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("service_started", app_env=settings.app_env)
+        if settings.uses_example_secret:
+            log.warning(
+                "example_jwt_secret",
+                detail="JWT_SECRET is the public example value: anyone can sign tokens for "
+                "this server. Set a random secret (production refuses to start without one).",
+            )
         yield
         await runtime.close()
+        metrics.process_exiting()
         log.info("service_stopped")
 
     app = FastAPI(

@@ -1,5 +1,6 @@
-"""Pure ASGI middleware: request id, request-body limit, one access-log line per request,
-and a JSON 500 for anything unexpected. No blocking I/O here: it runs on the event loop."""
+"""Pure ASGI middleware: request id, request-body limit, one access-log line and the
+request metrics per request, and a JSON 500 for anything unexpected. No blocking I/O here:
+it runs on the event loop."""
 
 import json
 import re
@@ -10,6 +11,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import metrics
 from service.logging import get_logger
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -98,12 +100,15 @@ class RequestContextMiddleware:
                 body = {"detail": "Internal server error", "request_id": request_id}
                 await self._send_json(send_with_request_id, 500, body)
         finally:
+            seconds = time.perf_counter() - start
+            route = scope.get("route")
+            metrics.observe_request(scope["method"], getattr(route, "path", None), status, seconds)
             access_log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - start) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
                 client_ip=scope["client"][0] if scope.get("client") else None,
                 user_id=principal.user_id if (principal := state.get("principal")) else None,
                 session_id=principal.session_id if principal else None,

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import redis
 from fastapi.routing import APIRoute
@@ -12,7 +13,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from db.engine import Database, make_engine
+from service.circuits import (
+    Circuit,
+    database_circuit,
+    guarded_async_connection_class,
+    guarded_connection_class,
+    redis_circuit,
+)
 from service.config import Settings
+from service.health import Readiness
 from service.mail import Mailer, Outbox, SmtpSettings
 from service.ratelimit import RateLimits
 from service.routing import app_route_class
@@ -27,7 +36,9 @@ from sessions.store import SessionStore
 from sessions.tokens import TokenCodec
 
 # redis-py 8 defaults to 5 s timeouts and 10 retries: far too long to hold a request
-# while Redis is down. Fail fast, and let the caller answer 503.
+# while Redis is down. Fail fast, and let the caller answer 503. One retry, and only on a
+# connection that broke (a pooled connection Redis dropped when it restarted), never on a
+# timeout.
 REDIS_OPTIONS = {
     "timeout": 2,
     "socket_timeout": 1,
@@ -56,6 +67,9 @@ class Runtime:
     session_service: SessionService
     password_service: PasswordService
     tasks: TaskService
+    redis_circuit: Circuit
+    database_circuit: Circuit
+    readiness: Readiness
 
     @cached_property
     def route_class(self) -> type[APIRoute]:
@@ -64,16 +78,20 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
+        database_breaker, redis_breaker = database_circuit(), redis_circuit()
         database = Database(
             make_engine(
                 settings.database_url,
                 pool_size=settings.database_pool_size,
                 statement_timeout_ms=settings.db_statement_timeout_ms,
-            )
+            ),
+            guard=database_breaker.guard,
         )
         # One pool for the session store and the rate limiter: a connection per thread.
-        redis_client = make_redis(settings.redis_url, max_connections=settings.worker_threads)
-        async_redis = make_async_redis(settings.redis_url)
+        redis_client = make_redis(
+            settings.redis_url, max_connections=settings.worker_threads, circuit=redis_breaker
+        )
+        async_redis = make_async_redis(settings.redis_url, circuit=redis_breaker)
         sessions = SessionStore(
             redis_client,
             async_redis=async_redis,
@@ -83,12 +101,16 @@ class Runtime:
             max_sessions_per_user=settings.max_sessions_per_user,
         )
         tokens = TokenCodec(
-            secret=settings.jwt_secret,
+            secret=settings.jwt_secret.get_secret_value(),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_seconds=settings.access_token_ttl_seconds,
         )
         passwords = PasswordHasher(concurrency=settings.password_hash_concurrency)
+        threads = WorkerThreads(
+            request_threads=settings.thread_pool_size,
+            password_threads=settings.password_threads,
+        )
         accounts = AccountService(
             database=database, sessions=sessions, tokens=tokens, passwords=passwords
         )
@@ -110,10 +132,7 @@ class Runtime:
                 password_reset=settings.password_reset_rate_limit,
                 canonical_email_of=accounts.canonical_email_of,
             ),
-            threads=WorkerThreads(
-                request_threads=settings.thread_pool_size,
-                password_threads=settings.password_threads,
-            ),
+            threads=threads,
             outbox=outbox,
             accounts=accounts,
             session_service=SessionService(sessions=sessions),
@@ -130,6 +149,14 @@ class Runtime:
                 reset_url=settings.password_reset_url,
             ),
             tasks=TaskService(database=database),
+            redis_circuit=redis_breaker,
+            database_circuit=database_breaker,
+            readiness=Readiness(
+                {
+                    "postgresql": lambda: threads.run_operation(database.ping),
+                    "redis": async_redis.ping,
+                }
+            ),
         )
 
     async def close(self) -> None:
@@ -151,18 +178,26 @@ def _smtp_settings(settings: Settings) -> SmtpSettings:
     )
 
 
-def make_redis(url: str, *, max_connections: int) -> redis.Redis:
+def make_redis(url: str, *, max_connections: int, circuit: Circuit | None = None) -> redis.Redis:
+    extra: dict[str, Any] = {}
+    if circuit is not None:
+        extra["connection_class"] = guarded_connection_class(url, circuit)
     pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, retry=Retry(NoBackoff(), 0), **REDIS_OPTIONS
+        url,
+        max_connections=max_connections,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        **REDIS_OPTIONS,
+        **extra,
     )
     return redis.Redis(connection_pool=pool)
 
 
-def make_async_redis(url: str) -> AsyncRedis:
+def make_async_redis(url: str, *, circuit: Circuit) -> AsyncRedis:
     pool = AsyncBlockingConnectionPool.from_url(
         url,
         max_connections=ASYNC_REDIS_CONNECTIONS,
-        retry=AsyncRetry(NoBackoff(), 0),
+        retry=AsyncRetry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        connection_class=guarded_async_connection_class(url, circuit),
         **REDIS_OPTIONS,
     )
     return AsyncRedis(connection_pool=pool)

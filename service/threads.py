@@ -30,12 +30,22 @@ class WorkerThreads:
     def __init__(self, *, request_threads: int, password_threads: int) -> None:
         self._requests = ThreadPoolExecutor(request_threads, thread_name_prefix="request")
         self._passwords = ThreadPoolExecutor(password_threads, thread_name_prefix="password")
+        # Health checks and metrics: never in a pool that requests wait for.
+        self._operations = ThreadPoolExecutor(1, thread_name_prefix="operations")
 
     async def run(self, call: Callable[[], T], *, hashes_passwords: bool = False) -> T:
         """Run `call` in a pool thread without blocking the event loop. It runs in a copy
         of the caller's context: the request id bound by the middleware goes with it, and
         what it sets stays with this call."""
         pool = self._passwords if hashes_passwords else self._requests
+        return await self._run_in(pool, call)
+
+    async def run_operation(self, call: Callable[[], T]) -> T:
+        """Run `call` in the operations thread (health checks, metrics)."""
+        return await self._run_in(self._operations, call)
+
+    @staticmethod
+    async def _run_in(pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(pool, context.run, call)
 
@@ -52,5 +62,5 @@ class WorkerThreads:
         return run_in_pool
 
     def shutdown(self) -> None:
-        self._requests.shutdown(wait=True)
-        self._passwords.shutdown(wait=True)
+        for pool in (self._requests, self._passwords, self._operations):
+            pool.shutdown(wait=True)

@@ -1,14 +1,13 @@
 """Alembic environment: migrates DATABASE_URL under a PostgreSQL advisory lock, so
 several replicas starting at once run the migrations one after another."""
 
-import os
 from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
-from db.engine import psycopg2_url
 from db.models import Base
+from db.settings import DatabaseSettings
 
 # An arbitrary constant shared by every process that migrates this database.
 MIGRATION_LOCK_ID = 7_340_524_913
@@ -19,10 +18,8 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def database_url() -> str:
-    url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
-    if not url:
-        raise SystemExit("DATABASE_URL is not set")
-    return psycopg2_url(url)
+    # The service's own database settings: DATABASE_URL from the environment or `.env`.
+    return DatabaseSettings().database_url
 
 
 def run_migrations_offline() -> None:

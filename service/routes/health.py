@@ -1,30 +1,31 @@
-"""Liveness and readiness: public, and exempt from the rate limits."""
+"""Liveness, readiness and metrics: public (metrics has its own token), exempt from the
+rate limits, and answered on the event loop, never in the request thread pool."""
 
-import functools
+import hmac
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from service.logging import get_logger
+from service import metrics
+from service.errors import NotAuthenticated, NotFound
 from service.runtime import Runtime
 
-router = APIRouter(prefix="/health", tags=["health"])
-log = get_logger("health")
+router = APIRouter(tags=["operations"])
 
 
-@router.get("/live")
+@router.get("/health/live")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get(
-    "/ready",
+    "/health/ready",
     responses={503: {"description": "PostgreSQL or Redis does not answer"}},
 )
 async def ready(request: Request) -> Any:
     runtime: Runtime = request.app.state.runtime
-    checks = await runtime.threads.run(functools.partial(_checks, runtime))
+    checks = await runtime.readiness.status()
     failing = [name for name, ok in checks.items() if not ok]
     body = {
         "status": "unavailable" if failing else "ok",
@@ -36,21 +37,18 @@ async def ready(request: Request) -> Any:
     return body
 
 
-def _checks(runtime: Runtime) -> dict[str, bool]:
-    return {
-        "postgresql": _check(runtime.database.ping),
-        "redis": _check(runtime.redis.ping),
-    }
-
-
-def _check(ping: Any) -> bool:
-    try:
-        ping()
-    except Exception as error:  # noqa: BLE001 (any failure means "not ready")
-        log.warning(
-            "dependency_unavailable",
-            check=ping.__qualname__,
-            error=type(error).__name__,
-        )
-        return False
-    return True
+# For the operator's Prometheus, not for API clients: left out of OpenAPI (the
+# operations documentation describes it).
+@router.get("/metrics", response_class=Response, include_in_schema=False)
+async def read_metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    expected = runtime.settings.metrics_token
+    if expected is None:
+        raise NotFound()
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), expected.get_secret_value().encode()
+    ):
+        raise NotAuthenticated("A valid METRICS_TOKEN is required")
+    body, content_type = await runtime.threads.run_operation(metrics.render)
+    return Response(body, media_type=content_type)

@@ -8,6 +8,8 @@ from db import repositories as repo
 from db.emails import canonical_email
 from db.engine import Database
 from db.models import User
+from service import metrics
+from service.audit import audit, sessions_revoked
 from service.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -15,13 +17,10 @@ from service.errors import (
     NotFound,
     WrongPassword,
 )
-from service.logging import get_logger
 from sessions.passwords import PasswordHasher
 from sessions.refresh import RefreshToken
 from sessions.store import CredentialsChanged, RotationResult, SessionStore
 from sessions.tokens import TokenCodec, new_jti
-
-audit = get_logger("audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +72,7 @@ class AccountService:
                 reason="unknown_email" if user is None else "wrong_password",
                 user_id=user.id if user else None,
             )
+            metrics.LOGIN_ATTEMPTS.labels(outcome="failure").inc()
             raise InvalidCredentials()
         if new_hash is not None:
             with self._database.session() as db:
@@ -89,10 +89,12 @@ class AccountService:
         except CredentialsChanged:
             # The password changed (or the account went) while this login checked it.
             audit.warning("login_failed", reason="credentials_changed", user_id=user.id)
+            metrics.LOGIN_ATTEMPTS.labels(outcome="failure").inc()
             raise InvalidCredentials() from None
         audit.info("session_created", user_id=user.id, session_id=session.id)
+        metrics.LOGIN_ATTEMPTS.labels(outcome="success").inc()
         for evicted in session.evicted:
-            audit.info("session_revoked", reason="evicted", user_id=user.id, session_id=evicted)
+            sessions_revoked("evicted", user_id=user.id, session_id=evicted)
         return self._token_pair(user.id, session.id, jti, int(time.time()), session.refresh)
 
     def refresh(self, *, refresh_token: str) -> dict[str, Any]:
@@ -101,11 +103,8 @@ class AccountService:
             raise InvalidRefreshToken()
         rotation = self._sessions.rotate(token, new_jti=new_jti(), issued_at=int(time.time()))
         if rotation.result is RotationResult.REUSED:
-            audit.warning(
-                "session_revoked",
-                reason="refresh_reuse",
-                user_id=token.user_id,
-                session_id=token.session_id,
+            sessions_revoked(
+                "refresh_reuse", user_id=token.user_id, session_id=token.session_id, warn=True
             )
         if rotation.refresh is None:
             raise InvalidRefreshToken()
@@ -140,7 +139,7 @@ class AccountService:
         # Past the last version: a login that read the account before it went is stale.
         revoked = self._sessions.revoke_all(user_id=user_id, credentials_version=version + 1)
         audit.info("account_deleted", user_id=user_id)
-        audit.info("session_revoked", reason="account_deleted", user_id=user_id, count=revoked)
+        sessions_revoked("account_deleted", user_id=user_id, count=revoked)
         return {"id": user_id, "deleted": True}
 
     def verify_password(self, *, user_id: int, password: str, action: str) -> User:

@@ -4,15 +4,14 @@ from typing import Any
 
 from db import repositories as repo
 from db.engine import Database
+from service.audit import audit, sessions_revoked
 from service.errors import InvalidResetToken, NotFound
-from service.logging import get_logger
 from service.mail import Mailer, Outbox
 from service.services.accounts import AccountService
 from sessions.passwords import PasswordHasher
 from sessions.resets import ResetToken, ResetTokens
 from sessions.store import SessionStore
 
-audit = get_logger("audit")
 RESET_SUBJECT = "Reset your password"
 
 
@@ -52,7 +51,7 @@ class PasswordService:
             user_id=user_id, keep_session_id=session_id, credentials_version=version
         )
         audit.info("password_changed", user_id=user_id, session_id=session_id)
-        audit.info("session_revoked", reason="password_change", user_id=user_id, count=revoked)
+        sessions_revoked("password_change", user_id=user_id, count=revoked)
         return {"detail": "Password changed", "revoked": revoked}
 
     def request_reset(self, *, email: str) -> None:
@@ -74,9 +73,7 @@ class PasswordService:
             raise InvalidResetToken()
         revoked = self._sessions.revoke_all(user_id=parsed.user_id, credentials_version=version)
         audit.info("password_reset", user_id=parsed.user_id)
-        audit.info(
-            "session_revoked", reason="password_reset", user_id=parsed.user_id, count=revoked
-        )
+        sessions_revoked("password_reset", user_id=parsed.user_id, count=revoked)
 
     def _set_password(self, user_id: int, password: str) -> int | None:
         return self._store_password(user_id, self._passwords.hash(password))

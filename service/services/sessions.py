@@ -3,11 +3,9 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from service.audit import sessions_revoked
 from service.errors import NotFound
-from service.logging import get_logger
 from sessions.store import SessionInfo, SessionStore
-
-audit = get_logger("audit")
 
 
 class SessionService:
@@ -16,11 +14,11 @@ class SessionService:
 
     def logout(self, *, user_id: int, session_id: str) -> None:
         self._sessions.revoke(user_id=user_id, session_id=session_id)
-        audit.info("session_revoked", reason="logout", user_id=user_id, session_id=session_id)
+        sessions_revoked("logout", user_id=user_id, session_id=session_id)
 
     def logout_all(self, *, user_id: int) -> int:
         revoked = self._sessions.revoke_all(user_id=user_id)
-        audit.info("session_revoked", reason="logout_all", user_id=user_id, count=revoked)
+        sessions_revoked("logout_all", user_id=user_id, count=revoked)
         return revoked
 
     def list(self, *, user_id: int, current_session_id: str) -> list[dict[str, Any]]:
@@ -32,7 +30,7 @@ class SessionService:
     def revoke(self, *, user_id: int, session_id: str) -> None:
         if not self._sessions.revoke(user_id=user_id, session_id=session_id):
             raise NotFound("Session not found")
-        audit.info("session_revoked", reason="user_revoke", user_id=user_id, session_id=session_id)
+        sessions_revoked("user_revoke", user_id=user_id, session_id=session_id)
 
 
 def session_view(info: SessionInfo, *, current: bool) -> dict[str, Any]:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -92,4 +93,23 @@ def test_accounts_that_become_one_address_stop_the_migration(empty_database: str
     # Nothing changed: the upgrade ran in one transaction.
     engine = create_engine(empty_database)
     assert "email_canonical" not in {c["name"] for c in inspect(engine).get_columns("users")}
+    engine.dispose()
+
+
+def test_alembic_reads_the_services_settings_from_dot_env(
+    empty_database: str, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(f"DATABASE_URL={empty_database}\n")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    engine = create_engine(empty_database)
+    assert {"users", "tasks"} <= set(inspect(engine).get_table_names())
     engine.dispose()

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import EXAMPLE_JWT_SECRET, Settings
+from tests.conftest import StartServer
 from tests.support.live_server import ROOT
 
 STRONG_SECRET = "s" * 48
@@ -21,7 +22,8 @@ def test_production_refuses_a_weak_or_example_secret(secret: str) -> None:
 
 
 def test_production_accepts_a_strong_secret() -> None:
-    assert Settings(app_env="production", jwt_secret=STRONG_SECRET).jwt_secret == STRONG_SECRET
+    settings = Settings(app_env="production", jwt_secret=STRONG_SECRET)
+    assert settings.jwt_secret.get_secret_value() == STRONG_SECRET
 
 
 def test_bare_postgresql_urls_are_given_the_psycopg2_driver() -> None:
@@ -58,3 +60,26 @@ def test_the_service_refuses_to_start_in_production_without_a_secret(tmp_path: P
     )
     assert result.returncode != 0
     assert "JWT_SECRET" in result.stderr
+
+
+def test_a_refused_secret_is_never_echoed(tmp_path: Path) -> None:
+    secret = "short-but-secret-value"
+    env = {**os.environ, "APP_ENV": "production", "JWT_SECRET": secret, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", "from service.main import app"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "JWT_SECRET must be at least 32 bytes" in result.stderr
+    assert secret not in result.stderr + result.stdout
+
+
+def test_development_with_the_example_secret_says_so(start_server: StartServer) -> None:
+    server = start_server(APP_ENV="development", JWT_SECRET=EXAMPLE_JWT_SECRET)
+    warnings = [line for line in server.logs().splitlines() if '"example_jwt_secret"' in line]
+    assert len(warnings) == 1 and '"level": "warning"' in warnings[0]
+    assert EXAMPLE_JWT_SECRET not in server.logs()

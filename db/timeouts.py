@@ -1,0 +1,65 @@
+"""A client-side bound on every PostgreSQL round trip.
+
+`statement_timeout` is enforced by the server; a server that accepts connections and
+never answers (stopped, frozen, cut off behind a live TCP stack) needs a bound on our side
+too. psycopg2's wait callback lets libpq run without blocking: this one waits at most the
+bound for each step of a connect, query or commit, then cuts the connection off and
+raises, and SQLAlchemy discards that connection from its pool.
+"""
+
+import contextlib
+import select
+import socket
+import time
+
+import psycopg2
+import psycopg2.extensions as psycopg2_ext
+
+_bound_seconds: float | None = None
+
+
+class ServerNotAnswering(psycopg2.OperationalError):  # type: ignore[misc]
+    """A round trip that got no answer within the bound (the connection is cut off)."""
+
+
+def bound_round_trips(seconds: float) -> None:
+    """Give every psycopg2 connection of this process at most `seconds` per round trip
+    (the largest bound asked for wins: it is one setting per process)."""
+    global _bound_seconds
+    _bound_seconds = max(seconds, _bound_seconds or 0)
+    psycopg2_ext.set_wait_callback(_wait)
+
+
+def _cut_off(connection: psycopg2_ext.connection) -> None:
+    """End the connection at the socket: libpq's own close would try to say goodbye to the
+    server that does not answer, and wait. What libpq does with it next fails at once, and
+    SQLAlchemy discards it."""
+    with contextlib.suppress(OSError):
+        # A second descriptor for the same socket: shutdown() acts on the socket itself.
+        duplicate = socket.fromfd(connection.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+        duplicate.shutdown(socket.SHUT_RDWR)
+        duplicate.close()
+
+
+def _wait(connection: psycopg2_ext.connection) -> None:
+    assert _bound_seconds is not None
+    deadline = time.monotonic() + _bound_seconds
+    while True:
+        state = connection.poll()
+        if state == psycopg2_ext.POLL_OK:
+            return
+        left = deadline - time.monotonic()
+        descriptor = [connection.fileno()]
+        if left > 0 and state == psycopg2_ext.POLL_READ:
+            ready = select.select(descriptor, [], [], left)[0]
+        elif left > 0 and state == psycopg2_ext.POLL_WRITE:
+            ready = select.select([], descriptor, [], left)[1]
+        elif left > 0:
+            raise psycopg2.OperationalError(f"unexpected poll state {state}")
+        else:
+            ready = []
+        if not ready:
+            _cut_off(connection)
+            raise ServerNotAnswering(
+                f"could not receive data from server: no answer within {_bound_seconds:g} s"
+            )
