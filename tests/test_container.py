@@ -362,12 +362,14 @@ def entrypoint_env(base_env: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def log_lines(output: str) -> list[dict[str, Any]]:
+    """Every line the entrypoint's process prints is one JSON object: its own, Alembic's
+    and uvicorn's supervisor's lines go through the service's logging too."""
     lines = []
     for line in output.splitlines():
         try:
             lines.append(json.loads(line))
         except ValueError:
-            continue  # alembic's and uvicorn's supervisor lines are plain text
+            raise AssertionError(f"not a JSON line: {line!r}") from None
     return lines
 
 
@@ -419,8 +421,27 @@ def test_entrypoint_refuses_the_example_secret_in_production(base_env: dict[str,
         timeout=30,
     )
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "JWT_SECRET is the example value" in result.stdout
+    (refusal,) = log_lines(result.stdout)
+    assert (refusal["event"], refusal["level"], refusal["logger"]) == (
+        "config_invalid",
+        "error",
+        "entrypoint",
+    )
+    assert "JWT_SECRET is the example value" in refusal["message"]
     assert EXAMPLE_JWT_SECRET not in result.stdout + result.stderr
+
+
+def test_entrypoint_refuses_a_bad_worker_count_before_any_wait(base_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [str(ENTRYPOINT)],
+        env=entrypoint_env(base_env, WEB_CONCURRENCY="0", DATABASE_URL="postgresql://nowhere:1/x"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    (refusal,) = log_lines(result.stdout)
+    assert refusal["event"] == "config_invalid" and "WEB_CONCURRENCY" in refusal["message"]
 
 
 @pytest.mark.parametrize(
@@ -489,6 +510,10 @@ def test_entrypoint_migrates_serves_and_stops_gracefully(
     assert access["client_ip"] == client_ip
     names = [e["event"] for e in events if e.get("logger") == "entrypoint"]
     assert names[-3:] == ["migration_started", "migration_finished", "server_starting"]
+    migrated = [e for e in events if e.get("logger") == "alembic.runtime.migration"]
+    assert any(str(e["event"]).startswith("Running upgrade") for e in migrated), events
+    supervisor = [e["event"] for e in events if e.get("logger") == "uvicorn.error"]
+    assert any(str(event).startswith("Started parent process") for event in supervisor)
 
 
 def migration_lock_id() -> int:
