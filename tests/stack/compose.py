@@ -40,6 +40,9 @@ COMPOSE_VARIABLES = {
 }  # fmt: skip
 PIP_INDEX_KEYS = ("index-url", "extra-index-url", "trusted-host", "timeout", "retries")
 HEALTH_DEADLINE = 240.0
+# Every api image a build of this run produced: a rebuild moves the tag to a new image
+# (BuildKit stamps each with its build time) and leaves the previous one untagged.
+BUILT_IMAGES: set[str] = set()
 
 
 def docker(
@@ -226,9 +229,17 @@ class Stack:
                 and {"db", "redis"} <= set(healthy)
                 and running_proxy
             ):
+                self.note_built_image()
                 return
             time.sleep(1)
         raise AssertionError(f"not healthy in time: {states}\n{self.up_log()}")
+
+    def note_built_image(self) -> None:
+        found = docker(
+            "image", "inspect", "--format", "{{.Id}}", self.env["API_IMAGE"], check=False
+        )
+        if found.returncode == 0:
+            BUILT_IMAGES.add(found.stdout.strip())
 
     def up_log(self) -> str:
         return "\n".join(

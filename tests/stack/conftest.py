@@ -1,6 +1,6 @@
 """Fixtures of the stack tests: the images and build secrets chosen once per run, and the
 stacks themselves, each a compose project named after this run and removed with its
-volumes (`down -v`) afterwards, and the api image built for this run removed at the end.
+volumes (`down -v`) afterwards, and the api images built in this run removed at the end.
 
 Without a Docker engine these tests are skipped, unless STACK_TESTS=required (set by
 .ci/run): then the missing engine is a failure.
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.stack.compose import (
+    BUILT_IMAGES,
     Stack,
     choose_images,
     docker,
@@ -42,7 +43,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         "API_PORT": "0",  # a free port of Docker's choice: runs never collide
     }
     yield env
-    docker("image", "rm", "--force", api_image, check=False)
+    docker("image", "rm", "--force", api_image, *sorted(BUILT_IMAGES), check=False)
 
 
 def project_name(scenario: str) -> str:

@@ -26,6 +26,7 @@ def test_a_refused_start_stops_after_the_retries(
     try:
         # The api alone: the settings are refused before PostgreSQL or Redis is needed.
         stack.compose("up", "--detach", "--no-deps", "api", timeout=600)
+        stack.note_built_image()
         (api,) = stack.container_ids("api")
         deadline = time.monotonic() + 120
         state = stack.inspect(api)
