@@ -19,6 +19,7 @@ uvicorn runs, its own.
 """
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -121,16 +122,19 @@ def read_options() -> Options:
     try:
         wait_seconds = float(raw_wait)
     except ValueError:
+        wait_seconds = math.nan
+    if not math.isfinite(wait_seconds) or wait_seconds < 0:
         raise Refused(
             BAD_CONFIGURATION,
             "config_invalid",
             f"WAIT_TIMEOUT_SECONDS must be a number of seconds, not {raw_wait!r}",
-        ) from None
+        )
     return Options(
         host=os.environ.get("HOST") or "0.0.0.0",
         port=whole_number("PORT", 8000, minimum=1),
         workers=whole_number("WEB_CONCURRENCY", default_workers, minimum=1),
-        graceful_seconds=whole_number("GRACEFUL_TIMEOUT_SECONDS", 20, minimum=0),
+        # At least 1: uvicorn reads 0 as no limit at all.
+        graceful_seconds=whole_number("GRACEFUL_TIMEOUT_SECONDS", 20, minimum=1),
         wait_seconds=wait_seconds,
         trusted_proxies=os.environ.get("TRUSTED_PROXIES", ""),
         log_level=settings.log_level,

@@ -444,17 +444,28 @@ def test_entrypoint_refuses_the_example_secret_in_production(base_env: dict[str,
     assert EXAMPLE_JWT_SECRET not in result.stdout + result.stderr
 
 
-def test_entrypoint_refuses_a_bad_worker_count_before_any_wait(base_env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEB_CONCURRENCY", "0"),
+        ("GRACEFUL_TIMEOUT_SECONDS", "0"),  # uvicorn would wait for ever
+        ("WAIT_TIMEOUT_SECONDS", "nan"),
+        ("PORT", "http"),
+    ],
+)
+def test_entrypoint_refuses_bad_start_up_settings_before_any_wait(
+    base_env: dict[str, str], variable: str, value: str
+) -> None:
     result = subprocess.run(
         [str(ENTRYPOINT)],
-        env=entrypoint_env(base_env, WEB_CONCURRENCY="0", DATABASE_URL="postgresql://nowhere:1/x"),
+        env=entrypoint_env(base_env, DATABASE_URL="postgresql://nowhere:1/x", **{variable: value}),
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 2, result.stdout + result.stderr
     (refusal,) = log_lines(result.stdout)
-    assert refusal["event"] == "config_invalid" and "WEB_CONCURRENCY" in refusal["message"]
+    assert refusal["event"] == "config_invalid" and variable in refusal["message"]
 
 
 @pytest.mark.parametrize(
