@@ -102,6 +102,12 @@ def test_proxy_limits_headers_and_bodies_before_the_api(stack: Stack) -> None:
     huge = {"X-Request-ID": marker, "X-Padding": "a" * 64 * 1024}
     refused = check_response(requests.get(f"{url}/health/live", headers=huge, timeout=10), 431)
     assert refused == {"detail": "Request header too large"}
+    long_line = requests.get(f"{url}/health/live?{'a' * 16 * 1024}", timeout=10)
+    assert check_response(long_line, 414) == {"detail": "Request line too long"}
+    with open_socket(url) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400") and b'{"detail":"Bad request"}' in answer
 
     user = register_and_login(url)
     body = b'{"title": "' + b"x" * (3 * 1024 * 1024) + b'"}'
