@@ -308,10 +308,12 @@ def wait_for_status(
     while time.monotonic() < deadline:
         try:
             response = requests.get(url, headers=headers, timeout=5)
-            if response.status_code == status:
-                return response
         except requests.RequestException:
             response = None
+        else:
+            if response.status_code == status:
+                return response
+            assert response.status_code != 401, f"GET {url}: 401 {response.text[:300]}"
         time.sleep(0.5)
     got = "no answer" if response is None else f"{response.status_code} {response.text[:300]}"
     raise AssertionError(f"GET {url}: wanted {status} within {seconds:g}s, got {got}")
