@@ -1,23 +1,41 @@
-# syntax=docker/dockerfile:1
-# Image of the tasks service. BuildKit (the default builder since Docker 23) is required
-# for the bind mount that installs the wheels without keeping them in a layer.
+# Image of the tasks service. It needs BuildKit (the bind and secret mounts below), which
+# `docker compose build` always uses; the plain `docker build` of a Docker 23+ CLI uses it
+# only through the buildx plugin (without it: "the --mount option requires BuildKit"):
 #
-#   docker build -t tasks-service .
-#   docker run --env-file .env -p 8000:8000 tasks-service        # serve (the default)
+#   docker compose build                                         # as `up --build` does
+#   docker buildx build -t tasks-service .                       # with the buildx plugin
+#   DOCKER_BUILDKIT=1 docker build -t tasks-service .            # a Docker 20.10 CLI
+#   docker run --env-file .env -p 127.0.0.1:8000:8000 tasks-service        # serve
 #   docker run --env-file .env tasks-service python -m scripts.sessions list
+#
+# No "# syntax=" line: it would make BuildKit fetch a frontend image from Docker Hub first,
+# which fails where that registry cannot be reached; the engine's built-in frontend (Docker
+# 20.10 and later) handles every instruction here.
+
+# The base image, from a mirror or a private registry if need be (compose: PYTHON_IMAGE).
+# Any image with Python 3.11+ at /usr/local/bin/python, pip, and useradd will do.
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
 # ---- stage 1: wheels for every requirement (nothing of this stage reaches the image) ----
-FROM python:3.12-slim-bookworm AS builder
+FROM ${PYTHON_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /build
 COPY requirements.txt .
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt
+# pip's settings for this step only, as build secrets (compose: PIP_BUILD_CONFIG, a pip.conf
+# naming a PyPI mirror; PIP_BUILD_CA, the CA bundle of an intercepting proxy). Secrets are
+# never part of a layer, and this stage is discarded anyway; absent or empty, pip's
+# defaults apply.
+RUN --mount=type=secret,id=pip_config \
+    --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_config ]; then export PIP_CONFIG_FILE=/run/secrets/pip_config; fi \
+    && if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+    && pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt
 
 # ---- stage 2: runtime ----
-FROM python:3.12-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 
 # Set at build time, e.g. --build-arg IMAGE_SOURCE=<repository URL> (compose: build.args).
 ARG IMAGE_SOURCE=""
@@ -41,9 +59,9 @@ RUN groupadd --system --gid 10001 app \
 
 # Dependencies first, in their own layer: it is rebuilt only when requirements.txt changes.
 # The wheels are bind-mounted from the builder, so they never land in a layer.
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+RUN --mount=type=bind,from=builder,source=/wheels,target=/tmp/wheels \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
-    pip install --no-cache-dir --no-index --find-links=/wheels -r /tmp/requirements.txt
+    pip install --no-cache-dir --no-index --find-links=/tmp/wheels -r /tmp/requirements.txt
 
 WORKDIR /app
 # Only what the app needs (the .dockerignore keeps caches, tests and secrets out as well).
@@ -54,7 +72,9 @@ COPY sessions/ sessions/
 COPY service/ service/
 COPY --chmod=0755 scripts/ scripts/
 # Compiled once here, since PYTHONDONTWRITEBYTECODE stops the app from writing .pyc files.
-RUN python -m compileall -q db sessions service scripts
+# The BuildKit of Docker 20.10 leaves the wheels' mount point behind, empty: removed too.
+RUN python -m compileall -q db sessions service scripts \
+    && rm -rf /tmp/wheels
 
 USER 10001:10001
 EXPOSE 8000

@@ -2,25 +2,15 @@
 # The whole test command: creates .venv if missing, installs the requirements, then runs
 # ruff (lint + format check), mypy and pytest against the real PostgreSQL and Redis.
 # TEST_DATABASE_URL is an *admin* connection: the suite creates and drops its own database.
+# The stack tests (tests/stack) build and run docker-compose.yml whenever a Docker engine
+# with the compose plugin answers, and are skipped otherwise; STACK_TESTS=required (set by
+# .ci/run) makes a missing engine a failure instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/postgres}"
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
-PYTHON="${PYTHON:-python3}"
-
-if [ ! -x .venv/bin/python ]; then
-  echo "==> creating .venv"
-  "$PYTHON" -m venv .venv
-fi
-stamp=.venv/.requirements.sha
-wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "==> installing requirements"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
-  echo "$wanted" > "$stamp"
-fi
+./scripts/venv.sh
 
 services_answer() {
   .venv/bin/python - <<'PY'
@@ -55,5 +45,12 @@ echo "==> ruff"
 .venv/bin/ruff format --check .
 echo "==> mypy"
 .venv/bin/mypy .
+if docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+  echo "==> a Docker engine answers: the stack tests run (tests/stack)"
+elif [ "${STACK_TESTS:-}" = required ]; then
+  echo "==> STACK_TESTS=required but no Docker engine with the compose plugin answers" >&2
+else
+  echo "==> no Docker engine with the compose plugin answers: the stack tests are skipped"
+fi
 echo "==> pytest"
 .venv/bin/pytest "$@"

