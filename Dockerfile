@@ -50,7 +50,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/tasks-service-metrics
 
 # A fixed numeric id, so orchestrators can check runAsNonRoot without resolving names.
 RUN groupadd --system --gid 10001 app \

@@ -268,6 +268,19 @@ def serve_command(options: Options) -> list[str]:
     return command
 
 
+def empty_metrics_directory() -> None:
+    """The workers' metric files start from nothing, whatever an earlier run of this
+    container left (service/metrics.py; the image sets PROMETHEUS_MULTIPROC_DIR, so the
+    admin CLI run with `docker compose exec` counts into the same directory)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for leftover in path.glob("*.db"):
+        leftover.unlink()
+
+
 def terminate(signum: int, _: object) -> NoReturn:
     # As PID 1 (a container without an init) a signal with no handler would be ignored.
     raise SystemExit(128 + signum)
@@ -306,6 +319,7 @@ def main() -> int:
         f"with {options.workers} worker(s)",
         workers=options.workers,
     )
+    empty_metrics_directory()
     command = serve_command(options)
     os.execv(command[0], command)  # noqa: S606 (this interpreter, fixed arguments)
 

@@ -296,6 +296,30 @@ def test_database_outage_is_a_503_and_recovers_without_restarting_the_api(stack:
     stack.wait_until_healthy()
 
 
+def test_a_frozen_database_is_refused_fast_and_recovers_by_itself(stack: Stack) -> None:
+    url = stack.url
+    user = register_and_login(url)
+    stack.compose("pause", "db")  # it accepts connections and answers nothing
+    try:
+        timings = []
+        for _ in range(6):
+            started = time.monotonic()
+            down = check_response(requests.get(f"{url}/tasks", headers=user.auth, timeout=30), 503)
+            timings.append(time.monotonic() - started)
+            assert down == {"detail": "Database unavailable"}
+        started = time.monotonic()
+        ready = check_response(requests.get(f"{url}/health/ready", timeout=30), 503)
+        assert ready["checks"] == {"postgresql": "unavailable", "redis": "ok"}
+        assert time.monotonic() - started < 3
+    finally:
+        stack.compose("unpause", "db")
+    # The first ones wait out the bound on a round trip (DB_STATEMENT_TIMEOUT_MS + 1 s);
+    # once each worker's circuit is open, the answer is immediate.
+    assert max(timings) < 8 and max(timings[-2:]) < 0.5, timings
+    wait_for_status(f"{url}/tasks", 200, headers=user.auth, seconds=15)
+    stack.wait_until_healthy()
+
+
 def test_users_tasks_and_sessions_survive_down_and_up(stack: Stack) -> None:
     url = stack.url
     user = register_and_login(url)
