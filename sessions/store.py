@@ -2,7 +2,7 @@
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -92,7 +92,10 @@ class SessionStore:
         refresh_grace_seconds: float = 10,
         max_sessions_per_user: int = 10,
         async_redis: AsyncRedis | None = None,
+        clock: Callable[[], float] = time.time,
     ):
+        # The time the store believes it is (tests pass their own to skip ahead).
+        self._clock = clock
         self._redis = redis
         self._async_redis = async_redis
         self.session_ttl_seconds = session_ttl_seconds
@@ -115,7 +118,7 @@ class SessionStore:
         recently used sessions."""
         session_id = new_session_id()
         refresh = RefreshToken.new(user_id, session_id)
-        now = time.time()
+        now = self._clock()
         absolute_end = now + self.session_ttl_seconds
         ttl_ms = int(min(self.session_ttl_seconds, self.idle_timeout_seconds) * 1000)
         fields: dict[str, str | float | int] = {
@@ -167,7 +170,7 @@ class SessionStore:
     ) -> tuple[list[str], list[str | float]]:
         args: list[str | float] = [
             jti,
-            time.time(),
+            self._clock(),
             self.idle_timeout_seconds,
             self.touch_interval_seconds,
         ]
@@ -190,7 +193,7 @@ class SessionStore:
             hash_secret(token.secret),
             new_jti,
             hash_secret(successor.secret),
-            time.time(),
+            self._clock(),
             self.idle_timeout_seconds,
             token.session_id,
             self.refresh_grace_seconds,
@@ -291,7 +294,7 @@ class SessionStore:
         last_seen = float(fields[b"last_seen_at"])
         absolute_end = float(fields[b"expires_at"])
         idle_end = last_seen + self.idle_timeout_seconds
-        if time.time() >= min(absolute_end, idle_end):
+        if self._clock() >= min(absolute_end, idle_end):
             return None
         return SessionInfo(
             id=session_id,

@@ -1,6 +1,8 @@
 """Access tokens: HS256 JWTs issued and verified with joserfc."""
 
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from joserfc import jwt
@@ -29,13 +31,22 @@ def new_jti() -> str:
 
 
 class TokenCodec:
-    def __init__(self, *, secret: str, issuer: str, audience: str, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._key = OctKey.import_key(secret.encode())
         self._issuer = issuer
         self._audience = audience
         self.ttl_seconds = ttl_seconds
         essential: ClaimsOption = {"essential": True}
         self._claims_registry = jwt.JWTClaimsRegistry(
+            now=lambda: int(clock()),
             leeway=LEEWAY_SECONDS,
             iss={"essential": True, "value": issuer},
             aud={"essential": True, "value": audience},

@@ -1,21 +1,20 @@
 """Test infrastructure: a throwaway PostgreSQL database (migrated with Alembic), a
 dedicated Redis db index, and live uvicorn servers configured through the environment."""
 
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.support.api import Api
-from tests.support.databases import throwaway_database
-from tests.support.live_server import ROOT, LiveServer
-
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
+from tests.support.databases import migrate, throwaway_database
+from tests.support.live_server import (
+    TEST_JWT_SECRET,
+    TEST_REDIS_URL,
+    LiveServer,
+    StartServer,
+)
 
 
 @pytest.fixture(scope="session")
@@ -23,19 +22,6 @@ def database_url() -> Iterator[str]:
     with throwaway_database() as url:
         migrate(url, "upgrade", "head")
         yield url
-
-
-def migrate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "alembic", *args],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +45,6 @@ def base_env(database_url: str, redis_url: str) -> dict[str, str]:
         "LOGIN_RATE_LIMIT": "100000/minute",
         "REGISTER_RATE_LIMIT": "100000/hour",
     }
-
-
-StartServer = Callable[..., LiveServer]
 
 
 @pytest.fixture(scope="session")

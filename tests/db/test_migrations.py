@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tests.conftest import migrate
-from tests.support.databases import throwaway_database
+from tests.support.databases import migrate, throwaway_database
 from tests.support.live_server import ROOT
 
 

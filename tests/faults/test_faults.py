@@ -24,10 +24,9 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import StartServer, migrate
 from tests.support.api import PASSWORD, Api, unique_email
-from tests.support.databases import ADMIN_DATABASE_URL, throwaway_database
-from tests.support.live_server import LiveServer
+from tests.support.databases import ADMIN_DATABASE_URL, migrate, throwaway_database
+from tests.support.live_server import LiveServer, StartServer
 from tests.support.redis_server import RedisServer
 
 # A circuit breaker asks a dependency that came back again after at most 3 s.

@@ -18,9 +18,9 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import StartServer, migrate
 from tests.support.api import Api, Tokens
-from tests.support.live_server import LiveServer
+from tests.support.databases import migrate
+from tests.support.live_server import LiveServer, StartServer
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 

@@ -8,9 +8,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.conftest import StartServer
 from tests.support.api import PASSWORD, Api, Tokens, unique_email
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, StartServer
 
 NEW_PASSWORD = "a brand new passphrase"
 

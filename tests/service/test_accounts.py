@@ -6,8 +6,8 @@ import time
 
 import requests
 
-from tests.conftest import StartServer
 from tests.support.api import PASSWORD, Api, unique_email
+from tests.support.live_server import StartServer
 
 
 def test_register_returns_the_public_user(api: Api) -> None:
@@ -50,20 +50,6 @@ def test_register_rejects_bad_input_without_echoing_the_password(api: Api) -> No
 def test_password_length_bounds_are_inclusive(api: Api) -> None:
     assert api.post("/register", json={"email": unique_email(), "password": "p" * 8}).ok
     assert api.post("/register", json={"email": unique_email(), "password": "p" * 128}).ok
-
-
-def test_concurrent_registrations_of_one_email_create_one_account(api: Api) -> None:
-    email = unique_email("race")
-
-    def register(_: int) -> int:
-        response = requests.post(
-            f"{api.base_url}/register", json={"email": email, "password": PASSWORD}, timeout=60
-        )
-        return response.status_code
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = sorted(pool.map(register, range(8)))
-    assert statuses == [201] + [409] * 7
 
 
 def test_login_returns_a_token_pair_that_is_not_cached(api: Api) -> None:

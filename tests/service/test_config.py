@@ -9,8 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import EXAMPLE_JWT_SECRET, Settings
-from tests.conftest import StartServer
-from tests.support.live_server import ROOT
+from tests.support.live_server import ROOT, StartServer
 
 STRONG_SECRET = "s" * 48
 

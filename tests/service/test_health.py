@@ -7,9 +7,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.conftest import StartServer
-from tests.support.api import Api
-from tests.support.live_server import free_port
+from tests.support.api import Api, unique_email
+from tests.support.live_server import StartServer, free_port
 
 
 def test_live_answers_without_dependencies(api: Api) -> None:
@@ -51,11 +50,17 @@ def test_authenticated_requests_fail_closed_when_redis_is_down(api: Api, redis_d
         assert response.json() == {"detail": "Session store unavailable"}
 
 
-def test_login_fails_closed_when_redis_is_down(api: Api, redis_down: Api) -> None:
+def test_login_and_registration_fail_closed_when_redis_is_down(api: Api, redis_down: Api) -> None:
+    # Their rate limits cannot be checked: never served unlimited.
     email = api.register()
     response = redis_down.post("/login", json={"email": email, "password": "correct horse battery"})
     assert response.status_code == 503
     assert "access_token" not in response.text
+    response = redis_down.post(
+        "/register", json={"email": unique_email(), "password": "correct horse battery"}
+    )
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
 
 
 def test_ready_names_postgresql_when_it_is_down(postgres_down: Api) -> None:

@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from tests.conftest import StartServer
 from tests.support.api import PASSWORD, Api
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, StartServer
 
 
 @pytest.fixture(scope="module")

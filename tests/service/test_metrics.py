@@ -5,9 +5,8 @@ import re
 import pytest
 import requests
 
-from tests.conftest import StartServer
 from tests.support.api import PASSWORD, Api
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, StartServer
 
 METRICS_TOKEN = "metrics-token-for-the-tests"
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}

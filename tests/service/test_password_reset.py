@@ -10,9 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import StartServer
 from tests.support.api import PASSWORD, Api, unique_email
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, StartServer
 from tests.support.smtp_server import SmtpServer
 
 NEW_PASSWORD = "a brand new passphrase"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import StartServer
 from tests.support.api import Api
+from tests.support.live_server import StartServer
 from tests.support.redis_server import RedisServer
 
 

@@ -2,8 +2,8 @@
 
 import requests
 
-from tests.conftest import StartServer
 from tests.support.api import Api
+from tests.support.live_server import StartServer
 
 
 def test_logout_revokes_token_on_every_worker(start_server: StartServer) -> None:

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.conftest import StartServer
 from tests.support.api import Api, Tokens
+from tests.support.live_server import StartServer
 
 
 def _refresh(api: Api, refresh_token: str) -> Tokens | int:
@@ -220,45 +220,3 @@ def test_logout_all_kills_every_session_of_the_user_only(api: Api) -> None:
         assert api.get("/tasks", headers=tokens.headers).status_code == 401
         assert _refresh(api, tokens.refresh_token) == 401
     assert api.get("/tasks", headers=bystander.headers).status_code == 200
-
-
-def test_expired_access_token_is_renewed_by_refresh(start_server: StartServer) -> None:
-    api = Api(start_server(ACCESS_TOKEN_TTL_SECONDS="1").url)
-    tokens = api.new_user()
-    time.sleep(2.2)
-    assert api.get("/tasks", headers=tokens.headers).status_code == 401
-    renewed = _refresh(api, tokens.refresh_token)
-    assert isinstance(renewed, Tokens)
-    assert api.get("/tasks", headers=renewed.headers).status_code == 200
-
-
-def test_idle_sessions_die_while_active_ones_live_until_their_absolute_end(
-    start_server: StartServer,
-) -> None:
-    api = Api(start_server(SESSION_IDLE_TIMEOUT_SECONDS="2", SESSION_TTL_SECONDS="5").url)
-    email = api.register()
-    idle, active = api.login(email), api.login(email)
-    start = time.monotonic()
-    while time.monotonic() - start < 3:
-        assert api.get("/tasks", headers=active.headers).status_code == 200
-        time.sleep(0.3)
-    assert api.get("/tasks", headers=idle.headers).status_code == 401
-    assert _refresh(api, idle.refresh_token) == 401
-    # Activity does not stretch a session past its absolute end (5 s after login).
-    while time.monotonic() - start < 4.5:
-        assert api.get("/tasks", headers=active.headers).status_code == 200
-        time.sleep(0.3)
-    time.sleep(max(0.0, 5.3 - (time.monotonic() - start)))
-    assert api.get("/tasks", headers=active.headers).status_code == 401
-    assert _refresh(api, active.refresh_token) == 401
-
-
-def test_refresh_counts_as_activity(start_server: StartServer) -> None:
-    api = Api(start_server(SESSION_IDLE_TIMEOUT_SECONDS="2").url)
-    tokens = api.new_user()
-    for _ in range(4):
-        time.sleep(1.0)
-        renewed = _refresh(api, tokens.refresh_token)
-        assert isinstance(renewed, Tokens)
-        tokens = renewed
-    assert api.get("/tasks", headers=tokens.headers).status_code == 200

@@ -10,6 +10,7 @@ import redis
 from sessions.keys import index_key, session_key
 from sessions.refresh import RefreshToken
 from sessions.store import CredentialsChanged, RotationResult, SessionStore, new_session_id
+from tests.support.clock import FakeClock
 from tests.support.redis_server import RedisServer
 
 
@@ -27,8 +28,12 @@ def _start(store: SessionStore, user_id: int, jti: str) -> tuple[str, RefreshTok
     return session.id, session.refresh
 
 
-def _store(client: redis.Redis, ttl: int = 600, idle: int = 300) -> SessionStore:
-    return SessionStore(client, session_ttl_seconds=ttl, idle_timeout_seconds=idle)
+def _store(
+    client: redis.Redis, ttl: int = 600, idle: int = 300, clock: FakeClock | None = None
+) -> SessionStore:
+    return SessionStore(
+        client, session_ttl_seconds=ttl, idle_timeout_seconds=idle, clock=clock or time.time
+    )
 
 
 def test_keys_share_the_users_hash_tag_and_all_expire(client: redis.Redis) -> None:
@@ -87,12 +92,40 @@ def test_listing_prunes_index_entries_of_sessions_that_expired(client: redis.Red
 
 
 def test_idle_session_is_refused_even_before_redis_expires_it(client: redis.Redis) -> None:
-    store = _store(client, idle=1)
+    clock = FakeClock()
+    store = _store(client, idle=100, clock=clock)
     session_id, _ = _start(store, 424248, "j")
-    client.persist(session_key(424248, session_id))  # take Redis's TTL out of the picture
-    time.sleep(1.1)
+    clock.advance(101)  # Redis's own TTL has not fired: only the store's check refuses
     assert not store.authenticate(user_id=424248, session_id=session_id, jti="j")
     assert client.exists(session_key(424248, session_id)) == 0
+
+
+def test_activity_keeps_a_session_alive_until_its_absolute_end(client: redis.Redis) -> None:
+    clock = FakeClock()
+    store = _store(client, ttl=300, idle=100, clock=clock)
+    idle, _ = _start(store, 424253, "idle")
+    active, _ = _start(store, 424253, "active")
+    for _ in range(5):  # t = 50, 100, ... 250: "last seen" is written each time (> 10 s)
+        clock.advance(50)
+        assert store.authenticate(user_id=424253, session_id=active, jti="active")
+    assert not store.authenticate(user_id=424253, session_id=idle, jti="idle")
+    clock.advance(49)  # t = 299
+    assert store.authenticate(user_id=424253, session_id=active, jti="active")
+    clock.advance(2)  # past the absolute end, however active
+    assert not store.authenticate(user_id=424253, session_id=active, jti="active")
+    assert store.list_for_user(424253) == []
+
+
+def test_a_refresh_counts_as_activity(client: redis.Redis) -> None:
+    clock = FakeClock()
+    store = _store(client, idle=100, clock=clock)
+    session_id, token = _start(store, 424254, "j0")
+    for n in range(1, 4):
+        clock.advance(80)  # each alone within the idle timeout, together well past it
+        rotation = store.rotate(token, new_jti=f"j{n}", issued_at=int(clock()))
+        assert rotation.result is RotationResult.ROTATED and rotation.refresh is not None
+        token = rotation.refresh
+    assert store.authenticate(user_id=424254, session_id=session_id, jti="j3")
 
 
 def test_the_token_just_rotated_away_repeats_its_rotation_within_the_grace_period(
@@ -114,8 +147,13 @@ def test_the_token_just_rotated_away_repeats_its_rotation_within_the_grace_perio
 
 
 def test_a_spent_token_after_the_grace_period_revokes_the_session(client: redis.Redis) -> None:
+    clock = FakeClock()
     store = SessionStore(
-        client, session_ttl_seconds=600, idle_timeout_seconds=300, refresh_grace_seconds=0.2
+        client,
+        session_ttl_seconds=600,
+        idle_timeout_seconds=300,
+        refresh_grace_seconds=10,
+        clock=clock,
     )
     session_id, first = _start(store, 424250, "a")
     second = store.rotate(first, new_jti="b", issued_at=1).refresh
@@ -126,7 +164,7 @@ def test_a_spent_token_after_the_grace_period_revokes_the_session(client: redis.
 
     session_id, first = _start(store, 424250, "a")
     store.rotate(first, new_jti="b", issued_at=1)
-    time.sleep(0.3)
+    clock.advance(10.5)
     assert store.rotate(first, new_jti="c", issued_at=2).result is RotationResult.REUSED
     assert not store.authenticate(user_id=424250, session_id=session_id, jti="b")
 

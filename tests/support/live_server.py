@@ -6,11 +6,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
 def free_port() -> int:
@@ -68,3 +71,7 @@ class LiveServer:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+# The `start_server` fixture: start a live server with extra environment variables.
+StartServer = Callable[..., LiveServer]

@@ -1,0 +1,31 @@
+"""Access tokens on their own: issued, verified, expired (on a clock the test moves)."""
+
+import pytest
+
+from sessions.tokens import InvalidTokenError, TokenCodec
+from tests.support.clock import FakeClock
+
+SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+
+
+def _codec(clock: FakeClock, ttl: int = 900) -> TokenCodec:
+    return TokenCodec(secret=SECRET, issuer="iss", audience="aud", ttl_seconds=ttl, clock=clock)
+
+
+def test_a_token_verifies_until_it_expires_plus_one_second_of_leeway() -> None:
+    clock = FakeClock(1_800_000_000)
+    codec = _codec(clock)
+    token = codec.issue(user_id=7, session_id="s", jti="j", issued_at=int(clock()))
+    assert codec.verify(token).user_id == 7
+    clock.advance(900)  # exp itself: still within the leeway
+    assert codec.verify(token).session_id == "s"
+    clock.advance(1)
+    with pytest.raises(InvalidTokenError):
+        codec.verify(token)
+
+
+def test_the_same_claims_give_the_same_token() -> None:
+    codec = _codec(FakeClock())
+    first = codec.issue(user_id=7, session_id="s", jti="j", issued_at=1_800_000_000)
+    assert codec.issue(user_id=7, session_id="s", jti="j", issued_at=1_800_000_000) == first
+    assert codec.issue(user_id=7, session_id="s", jti="k", issued_at=1_800_000_000) != first
