@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service import metrics
+from service import metrics, openapi
 from service.config import Settings, get_settings
 from service.deps import IDENTIFY_CALLER, REQUIRE_SESSION
 from service.exception_handlers import register_exception_handlers
@@ -15,6 +15,16 @@ from service.routes import account, auth, health, sessions, tasks
 from service.runtime import Runtime
 
 log = get_logger("service")
+API_DESCRIPTION = """\
+Users register, log in, and manage their own tasks with a short-lived JWT. Every token
+names a server-side session, checked on every request: logout, "log out everywhere", a
+password change and a detected refresh-token replay take effect on the very next request.
+
+Send the access token from `/login` as `Authorization: Bearer <token>`. Every response is
+JSON, errors included, and carries `X-Request-ID`. Rate limits answer 429 with
+`Retry-After`; an unavailable PostgreSQL or Redis answers 503 with `Retry-After`, never a
+pass.
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Tasks service",
         version="1.0.0",
         summary="Accounts, revocable server-side sessions and per-user tasks.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        responses=openapi.INTERNAL_ERROR,
     )
     app.state.runtime = runtime
     register_exception_handlers(app)
@@ -53,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every other route needs a live session.
     for module in (account, sessions, tasks):
         app.include_router(module.build_router(runtime), dependencies=[REQUIRE_SESSION])
+    openapi.install(app)
     return app
 
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
+from service.openapi import RATE_LIMITED
 from service.ratelimit import Endpoint, RateLimits
 from service.threads import WorkerThreads
 
@@ -14,6 +15,7 @@ def app_route_class(limits: RateLimits, threads: WorkerThreads) -> type[APIRoute
         hop, after SlowAPI has checked the caller's budget and the route's own limits."""
 
         def __init__(self, path: str, endpoint: Endpoint, **kwargs: Any) -> None:
+            kwargs["openapi_extra"] = {**(kwargs.get("openapi_extra") or {}), RATE_LIMITED: True}
             super().__init__(path, threads.in_pool(limits.enforced(endpoint)), **kwargs)
 
     return AppRoute

@@ -26,6 +26,7 @@ def build_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/me", response_model=UserRead, responses=error_responses(401, 404, 429, 503))
     def read_me(principal: CurrentPrincipal, request: Request) -> Response:
+        """The caller's account."""
         return json_response(accounts.me(user_id=principal.user_id), headers=NO_STORE)
 
     @router.post(
@@ -38,6 +39,9 @@ def build_router(runtime: Runtime) -> APIRouter:
     def change_password(
         body: PasswordChange, principal: CurrentPrincipal, request: Request
     ) -> Response:
+        """Change the password, after checking the current one (403 when wrong, and nothing
+        changes). Every other session of the account ends; this one stays live. Counts
+        against `LOGIN_RATE_LIMIT` like a login."""
         result = passwords.change(
             user_id=principal.user_id,
             session_id=principal.session_id,
@@ -55,12 +59,16 @@ def build_router(runtime: Runtime) -> APIRouter:
     @limits.password_guess
     @hashes_passwords
     def delete_me(body: AccountDeletion, principal: CurrentPrincipal, request: Request) -> Response:
+        """Delete the caller's account, its tasks and every session, after checking the
+        password (403 when wrong, and nothing changes). The email can register again."""
         result = accounts.delete(user_id=principal.user_id, password=body.password)
         limits.forgive_failed_login(request)
         return json_response(result)
 
     @router.post("/logout", response_model=Message, responses=error_responses(401, 429, 503))
     def logout(principal: CurrentPrincipal, request: Request) -> Response:
+        """End this session: its access and refresh tokens are refused from the next
+        request on, on every worker and replica."""
         own_sessions.logout(user_id=principal.user_id, session_id=principal.session_id)
         return json_response({"detail": "Logged out"})
 
@@ -68,6 +76,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         "/logout/all", response_model=RevokedCount, responses=error_responses(401, 429, 503)
     )
     def logout_all(principal: CurrentPrincipal, request: Request) -> Response:
+        """End every session of the caller's account, this one included."""
         return json_response({"revoked": own_sessions.logout_all(user_id=principal.user_id)})
 
     return router

@@ -19,6 +19,7 @@ def build_router(runtime: Runtime) -> APIRouter:
 
     @router.get("", response_model=SessionList, responses=error_responses(401, 429, 503))
     def list_sessions(principal: CurrentPrincipal, request: Request) -> Response:
+        """The caller's live sessions, newest first; `current` marks this one."""
         items = own_sessions.list(
             user_id=principal.user_id, current_session_id=principal.session_id
         )
@@ -32,6 +33,8 @@ def build_router(runtime: Runtime) -> APIRouter:
     def revoke_session(
         session_id: SessionId, principal: CurrentPrincipal, request: Request
     ) -> Response:
+        """End one of the caller's sessions (another device, say). Another user's session,
+        or one that has ended, is a 404."""
         own_sessions.revoke(user_id=principal.user_id, session_id=session_id)
         return json_response({"id": session_id, "revoked": True})
 
