@@ -7,7 +7,7 @@
 # the floor app uses the same settings. The server must run with budgets the benchmark
 # cannot exhaust, for example:
 #   RATE_LIMIT=10000000/minute LOGIN_RATE_LIMIT=10000000/minute \
-#   LOGIN_ACCOUNT_RATE_LIMIT=10000000/hour REGISTER_RATE_LIMIT=10000000/hour \
+#   LOGIN_ACCOUNT_RATE_LIMIT=10000000/hour REGISTER_RATE_LIMIT=10000000/hour MAX_SESSIONS_PER_USER=1000 \
 #   .venv/bin/uvicorn service.main:app --workers 2 --no-proxy-headers
 #
 # It prepares its own users, sessions and tasks through the API, starts the floor app

@@ -34,7 +34,8 @@ class Client:
                 f"{method} {path} answered {response.status_code}: {response.text[:200]}\n"
                 "Start the server with budgets the benchmark cannot exhaust, e.g. "
                 "RATE_LIMIT=10000000/minute LOGIN_RATE_LIMIT=10000000/minute "
-                "LOGIN_ACCOUNT_RATE_LIMIT=10000000/hour REGISTER_RATE_LIMIT=10000000/hour"
+                "LOGIN_ACCOUNT_RATE_LIMIT=10000000/hour REGISTER_RATE_LIMIT=10000000/hour "
+                "MAX_SESSIONS_PER_USER=1000"
             )
         return response.json()
 
@@ -47,6 +48,18 @@ class Client:
 
 def _write(path: Path, rows: list[tuple[str, ...]]) -> None:
     path.write_text("".join("\t".join(row) + "\n" for row in rows))
+
+
+def _check_still_live(client: "Client", access_token: str) -> None:
+    """The later logins must not have ended the first sessions (MAX_SESSIONS_PER_USER)."""
+    response = client.http.get(
+        client.base_url + "/me", headers={"Authorization": f"Bearer {access_token}"}, timeout=60
+    )
+    if response.status_code != 200:
+        raise SystemExit(
+            f"GET /me with a prepared session answered {response.status_code}: later logins "
+            "ended it. Start the server with MAX_SESSIONS_PER_USER=1000"
+        )
 
 
 def prepare(
@@ -78,6 +91,7 @@ def prepare(
             tasks += [(session["access_token"], str(task["id"])) for task in created]
         refresh = list(pool.map(client.login, [emails[n % users] for n in range(refresh_sessions)]))
         logout = list(pool.map(client.login, [emails[n % users] for n in range(logout_sessions)]))
+    _check_still_live(client, sessions[0]["access_token"])
 
     out.mkdir(parents=True, exist_ok=True)
     _write(out / "users.tsv", [(email, PASSWORD) for email in emails])

@@ -1,4 +1,4 @@
-"""Per-user task CRUD through HTTP, as API.md describes it."""
+"""Per-user task CRUD through HTTP, as docs/api.md describes it."""
 
 import concurrent.futures
 from datetime import datetime
