@@ -175,6 +175,10 @@ def guarded_connection_class(url: str, circuit: Circuit) -> type[redis.Connectio
 
     class Guarded(base):  # type: ignore[valid-type,misc]
         def connect(self) -> None:
+            # redis-py calls connect() before every command; one already made needs no
+            # breaker (redis-py itself returns at once then).
+            if self._sock is not None:
+                return
             with guard():
                 super().connect()
 
@@ -200,6 +204,8 @@ def guarded_async_connection_class(url: str, circuit: Circuit) -> type[redis.asy
 
     class Guarded(base):  # type: ignore[valid-type,misc]
         async def connect(self) -> None:
+            if self.is_connected:
+                return
             with guard():
                 await super().connect()
 
