@@ -4,6 +4,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from service import metrics
 from service.config import Settings, get_settings
@@ -15,6 +17,15 @@ from service.routes import account, auth, health, sessions, tasks
 from service.runtime import Runtime
 
 log = get_logger("service")
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def operation_id(route: APIRoute) -> str:
+    # The route function's name (`create_task`, `login`): FastAPI's default appends the
+    # path and method, so a generated client's method names would change with any path.
+    return route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,11 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.process_exiting()
         log.info("service_stopped")
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) with their scripts and styles served from
+    # DOCS_ASSETS, not a CDN: the pages work offline and load nothing from another host.
+    app = FastAPIOffline(
         title="Tasks service",
         version="1.0.0",
         summary="Accounts, revocable server-side sessions and per-user tasks.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     register_exception_handlers(app)
