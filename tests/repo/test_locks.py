@@ -1,6 +1,7 @@
 """pyproject.toml declares the direct dependencies; the two locks pin them, and every
 package under them, with hashes (scripts/lock.sh writes both)."""
 
+import hashlib
 import re
 import tomllib
 
@@ -58,3 +59,11 @@ def test_the_dev_lock_runs_the_runtime_lock_s_versions() -> None:
 def test_one_list_of_dependencies() -> None:
     # The old unhashed lists would drift from pyproject.toml.
     assert not list(ROOT.glob("requirements*.txt"))
+
+
+def test_the_venv_holds_the_current_dev_lock() -> None:
+    # scripts/venv.sh stamps the hash of the lock it installed, and installs again when the
+    # lock's hash differs: a changed lock is never left uninstalled by scripts/test.sh.
+    stamp = ROOT / ".venv" / ".requirements.sha"
+    wanted = hashlib.sha256((ROOT / "requirements-dev.lock").read_bytes()).hexdigest()
+    assert stamp.read_text().strip() == wanted, "run ./scripts/venv.sh"
