@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv if missing and installs requirements-dev.txt when the requirements changed
-# since the last install. Used by scripts/test.sh and .ci/run.
+# Creates .venv if missing and installs requirements-dev.lock (every package pinned, with
+# hashes: see scripts/lock.sh) whenever the lock changed since the last install. Used by
+# scripts/test.sh, scripts/lock.sh and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,10 +11,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha
-wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+wanted=$(sha256sum requirements-dev.lock | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "==> installing requirements"
+  echo "==> installing requirements-dev.lock"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+  # --no-deps: the lock lists every package, so nothing outside it (and its hashes) comes in.
+  .venv/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+  .venv/bin/python -m pip check
   echo "$wanted" >"$stamp"
 fi

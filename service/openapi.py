@@ -4,7 +4,6 @@ headers every response carries, and the rate-limit headers of the limited routes
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 from service.schemas.common import InternalErrorResponse
 
@@ -51,16 +50,12 @@ def _header(name: str) -> dict[str, str]:
 def install(app: FastAPI) -> None:
     """Serve FastAPI's document with the headers added; built once, on first request."""
 
+    fastapi_document = app.openapi
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            description=app.description,
-            routes=app.routes,
-        )
+        schema = fastapi_document()
         schema.setdefault("components", {})["headers"] = HEADERS
         for operations in schema["paths"].values():
             for operation in operations.values():

@@ -43,9 +43,7 @@ RUNTIME_SOURCES = {"alembic.ini", "db/", "sessions/", "service/", "scripts/"}
 def tool(name: str) -> str:
     found = shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
     if found is None:
-        pytest.fail(
-            f"{name} is not installed next to {sys.executable}: install requirements-dev.txt"
-        )
+        pytest.fail(f"{name} is not installed next to {sys.executable}: run ./scripts/venv.sh")
     return found
 
 

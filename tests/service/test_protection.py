@@ -4,7 +4,9 @@ the public ones listed here (and in service.main, deliberately twice)."""
 import re
 
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from starlette.routing import Mount
 
 from service.config import Settings
 from service.main import create_app
@@ -25,11 +27,17 @@ PUBLIC = {
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
 }
+# Mounted apps answer without a route of their own: the docs' static scripts and styles.
+PUBLIC_MOUNTS = {"/docs/assets"}
+
+
+def build_app(base_env: dict[str, str]) -> FastAPI:
+    settings = Settings(**{key.lower(): value for key, value in base_env.items()})  # type: ignore[arg-type]
+    return create_app(settings)
 
 
 def served_operations(base_env: dict[str, str]) -> set[tuple[str, str]]:
-    settings = Settings(**{key.lower(): value for key, value in base_env.items()})  # type: ignore[arg-type]
-    app = create_app(settings)
+    app = build_app(base_env)
     operations: set[tuple[str, str]] = set()
     for route in iter_route_contexts(app.routes):
         for method in route.methods or ():
@@ -73,3 +81,9 @@ def test_openapi_marks_exactly_the_protected_operations(
     documented = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
     assert marked == documented - PUBLIC
     assert marked == {op for op in operations - PUBLIC if op in documented}
+
+
+def test_the_only_mount_is_the_docs_assets(base_env: dict[str, str]) -> None:
+    app = build_app(base_env)
+    mounts = {route.path for route in app.routes if isinstance(route, Mount)}
+    assert mounts == PUBLIC_MOUNTS

@@ -1,6 +1,8 @@
 # Stand-in for nginx:1.30-alpine: Debian's nginx with the official image's user, log
 # streams and stop signal.
 FROM tasks-standin/debian:bookworm
+# Not pinned: a stand-in takes whatever version bookworm's archive has today.
+# hadolint ignore=DL3008
 RUN --mount=type=secret,id=apt_sources,target=/etc/apt/sources.list \
     apt-get update \
     && apt-get install -y --no-install-recommends nginx-light \

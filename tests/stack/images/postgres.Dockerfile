@@ -3,6 +3,8 @@
 # data directory, as the official image does.
 FROM tasks-standin/debian:bookworm
 # No "main" cluster from the package's postinst: the entrypoint creates one in PGDATA.
+# Not pinned: a stand-in takes whatever version bookworm's archive has today.
+# hadolint ignore=DL3008
 RUN --mount=type=secret,id=apt_sources,target=/etc/apt/sources.list \
     mkdir -p /etc/postgresql-common \
     && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf \
