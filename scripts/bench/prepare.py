@@ -53,7 +53,9 @@ def _write(path: Path, rows: list[tuple[str, ...]]) -> None:
 def _check_still_live(client: "Client", access_token: str) -> None:
     """The later logins must not have ended the first sessions (MAX_SESSIONS_PER_USER)."""
     response = client.http.get(
-        client.base_url + "/tasks?limit=1", headers={"Authorization": f"Bearer {access_token}"}, timeout=60
+        client.base_url + "/tasks?limit=1",
+        headers={"Authorization": f"Bearer {access_token}"},
+        timeout=60,
     )
     if response.status_code != 200:
         raise SystemExit(
