@@ -9,9 +9,10 @@ thread-pool hop. A refused request still spends its client's budget before the 4
 
 import functools
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import NotAuthenticated
@@ -70,3 +71,32 @@ async def identified(request: Request) -> Principal | None:
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
 REQUIRE_SESSION = Security(authenticated)
 IDENTIFY_CALLER = Depends(identified)
+
+
+async def known_query_parameters(request: Request) -> None:
+    """422 for a query parameter the route does not declare, or one of its parameters given
+    more than once (each takes one value): a typo is named, not silently ignored. Runs on
+    the event loop, before the route's hop; the route's own parameters are validated by
+    FastAPI as usual."""
+    if not request.scope.get("query_string"):
+        return
+    route = request.scope.get("route")
+    declared = {param.alias for param in route.dependant.query_params} if route else set()
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name not in declared:
+            if name not in seen:
+                msg = f"Unknown query parameter {name!r}; known: {', '.join(sorted(declared))}"
+                errors.append({"type": "extra_forbidden", "loc": ["query", name], "msg": msg})
+        elif name in seen:
+            msg = f"Query parameter {name!r} given more than once; it takes one value"
+            error = {"type": "repeated_parameter", "loc": ["query", name], "msg": msg}
+            if error not in errors:
+                errors.append(error)
+        seen.add(name)
+    if errors:
+        raise RequestValidationError(errors)
+
+
+STRICT_QUERY = Depends(known_query_parameters)
