@@ -34,9 +34,7 @@ def test_title_is_trimmed_like_on_create(api: Api, user: Tokens) -> None:
 
 def test_null_description_clears_it(api: Api, user: Tokens) -> None:
     task = api.create_task(user, description="to be cleared")
-    response = api.patch(
-        f"/tasks/{task['id']}", json={"description": None}, headers=user.headers
-    )
+    response = api.patch(f"/tasks/{task['id']}", json={"description": None}, headers=user.headers)
     assert response.status_code == 200
     assert response.json()["description"] is None
     assert response.json()["title"] == task["title"]
@@ -69,9 +67,7 @@ def test_merge_patch_media_type_is_accepted(api: Api, user: Tokens) -> None:
         "just a string",
     ],
 )
-def test_invalid_patches_are_422_and_change_nothing(
-    api: Api, user: Tokens, body: object
-) -> None:
+def test_invalid_patches_are_422_and_change_nothing(api: Api, user: Tokens, body: object) -> None:
     task = api.create_task(user, title="untouched", description="as it was")
     response = api.patch(f"/tasks/{task['id']}", json=body, headers=user.headers)
     assert response.status_code == 422, response.text
@@ -103,9 +99,10 @@ def test_an_empty_patch_changes_nothing(api: Api, user: Tokens) -> None:
     response = api.patch(f"/tasks/{task['id']}", json={}, headers=user.headers)
     assert response.status_code == 200
     assert response.json() == task
-    assert response.headers["etag"] == api.get(
-        f"/tasks/{task['id']}", headers=user.headers
-    ).headers["etag"]
+    assert (
+        response.headers["etag"]
+        == api.get(f"/tasks/{task['id']}", headers=user.headers).headers["etag"]
+    )
 
 
 def test_another_users_task_is_404_and_stays_unchanged(api: Api, user: Tokens) -> None:
