@@ -56,6 +56,8 @@ async def authenticated(request: Request, credentials: Credentials) -> Principal
         runtime: Runtime = request.app.state.runtime
         await runtime.threads.run(functools.partial(runtime.limits.spend_budget, request=request))
         raise NotAuthenticated("Invalid or expired token" if credentials else None)
+    if request.scope.get("query_string"):
+        refuse_unknown_query_parameters(request)
     return principal
 
 
@@ -73,15 +75,16 @@ REQUIRE_SESSION = Security(authenticated)
 IDENTIFY_CALLER = Depends(identified)
 
 
-async def known_query_parameters(request: Request) -> None:
-    """422 for a query parameter the route does not declare, or one of its parameters given
-    more than once (each takes one value): a typo is named, not silently ignored. Runs on
-    the event loop, before the route's hop; the route's own parameters are validated by
-    FastAPI as usual."""
-    if not request.scope.get("query_string"):
-        return
+def refuse_unknown_query_parameters(request: Request) -> None:
+    """On a route that takes query parameters: 422 for one it does not declare, or one of
+    its parameters given more than once (each takes one value), so that a typo is named,
+    not silently ignored. Checked here, with the caller, rather than as a dependency of its
+    own: each dependency costs every request of the route, and this one only matters when
+    there is a query string."""
     route = request.scope.get("route")
     declared = {param.alias for param in route.dependant.query_params} if route else set()
+    if not declared:
+        return
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
     for name, _ in request.query_params.multi_items():
@@ -97,6 +100,3 @@ async def known_query_parameters(request: Request) -> None:
         seen.add(name)
     if errors:
         raise RequestValidationError(errors)
-
-
-STRICT_QUERY = Depends(known_query_parameters)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from service.deps import STRICT_QUERY, CurrentPrincipal
+from service.deps import CurrentPrincipal
 from service.responses import json_response, tagged_response
 from service.routes.task_docs import responses
 from service.runtime import Runtime
@@ -66,7 +66,6 @@ def build_router(runtime: Runtime) -> APIRouter:
         "",
         response_model=TaskPage,
         responses=responses(),
-        dependencies=[STRICT_QUERY],
         summary="List tasks",
         description="One page of the caller's tasks, filtered by `status` and by `q` (a "
         "case-insensitive substring of the title or the description, `%`, `_` and `\\` "
