@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from tests.support.api import Api, Tokens
+from tests.support.live_server import LiveServer, StartServer
 
 
 @pytest.fixture
@@ -137,10 +138,18 @@ def test_another_users_task_is_404_not_412(api: Api, user: Tokens) -> None:
     assert api.get(path, headers=owner.headers).json() == created.json()
 
 
+@pytest.fixture(scope="module")
+def wide_server(start_server: StartServer) -> LiveServer:
+    # Ten request threads, so the ten writes below really reach PostgreSQL together.
+    return start_server(THREAD_POOL_SIZE="10")
+
+
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_concurrent_conditional_writes_succeed_exactly_once(
-    api: Api, user: Tokens, method: str
+    wide_server: LiveServer, method: str
 ) -> None:
+    api = Api(wide_server.url)
+    user = api.new_user()
     created = api.post("/tasks", json={"title": "contended"}, headers=user.headers)
     url = f"{api.base_url}/tasks/{created.json()['id']}"
     headers = {**user.headers, "If-Match": _etag(created)}
@@ -160,7 +169,9 @@ def test_concurrent_conditional_writes_succeed_exactly_once(
     assert current.headers["etag"] == winner.headers["etag"]
 
 
-def test_concurrent_conditional_deletes_succeed_exactly_once(api: Api, user: Tokens) -> None:
+def test_concurrent_conditional_deletes_succeed_exactly_once(wide_server: LiveServer) -> None:
+    api = Api(wide_server.url)
+    user = api.new_user()
     created = api.post("/tasks", json={"title": "contended"}, headers=user.headers)
     url = f"{api.base_url}/tasks/{created.json()['id']}"
     headers = {**user.headers, "If-Match": _etag(created)}
