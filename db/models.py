@@ -53,6 +53,22 @@ class Task(Base):
         # Serves the owner-scoped, newest-first listing and its status filter.
         Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
         Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
+        # The other sort orders of the listing.
+        Index("ix_tasks_owner_updated", "owner_id", "updated_at", "id"),
+        Index("ix_tasks_owner_title", "owner_id", "title", "id"),
+        # pg_trgm: the `q` search (ILIKE '%...%') on either text column.
+        Index(
+            "ix_tasks_title_trgm",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_tasks_description_trgm",
+            "description",
+            postgresql_using="gin",
+            postgresql_ops={"description": "gin_trgm_ops"},
+        ),
     )
 
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it)
@@ -64,3 +80,5 @@ class Task(Base):
     status: Mapped[str] = mapped_column(String(20), server_default="todo")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Raised by every write: the ETag, and what a conditional write compares (If-Match).
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")

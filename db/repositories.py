@@ -3,10 +3,12 @@ through the caller's `Session`. Statements are built once, with bound parameters
 request does not rebuild an expression tree; the Session turns rows into `User` and
 `Task` instances."""
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,35 +53,68 @@ _DELETE_USER = (
 
 # Named apart from the columns: UPDATE reserves the column names for its SET values.
 _OWNED_TASK = (Task.id == bindparam("task_id"), Task.owner_id == bindparam("owner"))
+# A conditional write (If-Match) names the versions it was made against; the comparison is
+# in the write's own WHERE, so a concurrent write that got there first makes it match nothing.
+_VERSION_MATCHES = Task.version == any_(bindparam("versions", type_=ARRAY(BigInteger)))
+WRITABLE_TASK_FIELDS = ("title", "description", "status")
 _GET_TASK = select(Task).where(*_OWNED_TASK)
-_REPLACE_TASK = (
-    update(Task)
-    .where(*_OWNED_TASK)
-    .values(
-        title=bindparam("new_title"),
-        description=bindparam("new_description"),
-        status=bindparam("new_status"),
-        updated_at=func.now(),
+_TASK_EXISTS = select(Task.id).where(*_OWNED_TASK)
+
+
+@functools.cache
+def _update_task(fields: frozenset[str], conditional: bool) -> Any:
+    statement = (
+        update(Task)
+        .where(*_OWNED_TASK)
+        .values(
+            **{name: bindparam(f"new_{name}") for name in WRITABLE_TASK_FIELDS if name in fields},
+            updated_at=func.now(),
+            version=Task.version + 1,
+        )
+        .returning(Task)
+        # Nothing in the Session to bring in line: the statement's own RETURNING loads the row.
+        .execution_options(synchronize_session=False)
     )
-    .returning(Task)
-    # Nothing in the Session to bring in line: the statement's own RETURNING loads the row.
-    .execution_options(synchronize_session=False)
-)
-_DELETE_TASK = (
-    delete(Task).where(*_OWNED_TASK).returning(Task.id).execution_options(synchronize_session=False)
-)
+    return statement.where(_VERSION_MATCHES) if conditional else statement
 
 
-def _task_page(*, with_status: bool) -> tuple[Any, Any]:
+@functools.cache
+def _delete_task(conditional: bool) -> Any:
+    statement = (
+        delete(Task)
+        .where(*_OWNED_TASK)
+        .returning(Task.id)
+        .execution_options(synchronize_session=False)
+    )
+    return statement.where(_VERSION_MATCHES) if conditional else statement
+
+
+# The listing's orders: each with the id as the tie-break, in the same direction.
+TASK_ORDERS: dict[str, tuple[Any, ...]] = {
+    "created_at": (Task.created_at.asc(), Task.id.asc()),
+    "-created_at": (Task.created_at.desc(), Task.id.desc()),
+    "updated_at": (Task.updated_at.asc(), Task.id.asc()),
+    "-updated_at": (Task.updated_at.desc(), Task.id.desc()),
+    "title": (Task.title.asc(), Task.id.asc()),
+    "-title": (Task.title.desc(), Task.id.desc()),
+}
+
+
+@functools.cache
+def _task_page(*, with_status: bool, with_search: bool, order: str) -> tuple[Any, Any]:
     conditions = [Task.owner_id == bindparam("owner")]
     if with_status:
         conditions.append(Task.status == bindparam("status"))
+    if with_search:
+        # ILIKE on each column, so that each one's trigram index serves it.
+        pattern: Any = bindparam("pattern")
+        conditions.append(or_(Task.title.ilike(pattern), Task.description.ilike(pattern)))
     # The window count rides along with the page, saving a round trip; only a page past
     # the end needs a separate count.
     page = (
         select(Task, func.count().over().label("total"))
         .where(*conditions)
-        .order_by(Task.created_at.desc(), Task.id.desc())
+        .order_by(*TASK_ORDERS[order])
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
@@ -87,7 +122,11 @@ def _task_page(*, with_status: bool) -> tuple[Any, Any]:
     return page, count
 
 
-_TASK_PAGES = {False: _task_page(with_status=False), True: _task_page(with_status=True)}
+def _substring_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its wildcards and escapes taken literally
+    (backslash is PostgreSQL's default LIKE escape)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def create_user(db: Session, *, email: str, password_hash: str) -> User:
@@ -153,12 +192,32 @@ def get_task(db: Session, *, owner_id: int, task_id: int) -> Task | None:
     return db.scalars(_GET_TASK, {"task_id": task_id, "owner": owner_id}).first()
 
 
+def task_exists(db: Session, *, owner_id: int, task_id: int) -> bool:
+    if not _valid_id(task_id):
+        return False
+    return db.execute(_TASK_EXISTS, {"task_id": task_id, "owner": owner_id}).first() is not None
+
+
 def list_tasks(
-    db: Session, *, owner_id: int, status: str | None, limit: int, offset: int
+    db: Session,
+    *,
+    owner_id: int,
+    status: str | None,
+    search: str | None,
+    order: str,
+    limit: int,
+    offset: int,
 ) -> tuple[list[Task], int]:
-    """One page, newest first (id breaks ties), and the total matching count."""
-    page, count = _TASK_PAGES[status is not None]
-    params = {"owner": owner_id, "status": status, "limit": limit, "offset": offset}
+    """One page in `order` (see TASK_ORDERS), and the total matching count. `search`: a
+    case-insensitive substring of the title or the description."""
+    page, count = _task_page(
+        with_status=status is not None, with_search=search is not None, order=order
+    )
+    params: dict[str, Any] = {"owner": owner_id, "limit": limit, "offset": offset}
+    if status is not None:
+        params["status"] = status
+    if search is not None:
+        params["pattern"] = _substring_pattern(search)
     rows = db.execute(page, params).all()
     if rows:
         return [task for task, _ in rows], rows[0].total
@@ -167,17 +226,35 @@ def list_tasks(
     return [], db.execute(count, params).scalar_one()
 
 
-def replace_task(
-    db: Session, *, owner_id: int, task_id: int, fields: dict[str, Any]
+def update_task(
+    db: Session,
+    *,
+    owner_id: int,
+    task_id: int,
+    fields: dict[str, Any],
+    versions: Sequence[int] | None = None,
 ) -> Task | None:
+    """Set the given fields (a subset of WRITABLE_TASK_FIELDS) and raise the version; when
+    `versions` is given, only if the task's current version is one of them. None: no such
+    task of this owner, or (conditional) its version is not one of those."""
     if not _valid_id(task_id):
         return None
-    params = {"task_id": task_id, "owner": owner_id}
+    params: dict[str, Any] = {"task_id": task_id, "owner": owner_id}
     params |= {f"new_{name}": value for name, value in fields.items()}
-    return db.scalars(_REPLACE_TASK, params).first()
+    if versions is not None:
+        params["versions"] = list(versions)
+    statement = _update_task(frozenset(fields), versions is not None)
+    task: Task | None = db.scalars(statement, params).first()
+    return task
 
 
-def delete_task(db: Session, *, owner_id: int, task_id: int) -> bool:
+def delete_task(
+    db: Session, *, owner_id: int, task_id: int, versions: Sequence[int] | None = None
+) -> bool:
+    """Delete the task; when `versions` is given, only if its version is one of them."""
     if not _valid_id(task_id):
         return False
-    return db.execute(_DELETE_TASK, {"task_id": task_id, "owner": owner_id}).first() is not None
+    params: dict[str, Any] = {"task_id": task_id, "owner": owner_id}
+    if versions is not None:
+        params["versions"] = list(versions)
+    return db.execute(_delete_task(versions is not None), params).first() is not None

@@ -58,6 +58,31 @@ class Settings(DatabaseSettings):
     log_format: Literal["json", "console"] = "json"
     # Bearer token for GET /metrics; without one, /metrics is not served (404).
     metrics_token: SecretStr | None = None
+    # Comma-separated origins (https://app.example.com) that get CORS answers; none: no CORS.
+    cors_origins: str = ""
+    # Comma-separated host names the Host header may name (*.example.com: its subdomains);
+    # empty: any (the proxy in front checks it, or nothing needs it).
+    allowed_hosts: str = ""
+
+    @field_validator("cors_origins")
+    @classmethod
+    def explicit_origins(cls, value: str) -> str:
+        for origin in _items(value):
+            scheme, _, rest = origin.partition("://")
+            if origin == "*" or scheme not in ("http", "https") or not rest or "/" in rest:
+                raise ValueError(
+                    f"CORS_ORIGINS lists origins like https://app.example.com, never '*' "
+                    f"or a path: {origin!r}"
+                )
+        return value
+
+    @property
+    def cors_origin_set(self) -> frozenset[str]:
+        return frozenset(_items(self.cors_origins))
+
+    @property
+    def allowed_host_set(self) -> frozenset[str]:
+        return frozenset(host.lower() for host in _items(self.allowed_hosts))
 
     @field_validator(
         "rate_limit",
@@ -127,6 +152,10 @@ class Settings(DatabaseSettings):
             if len(self.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
                 raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return self
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache

@@ -9,9 +9,10 @@ thread-pool hop. A refused request still spends its client's budget before the 4
 
 import functools
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import NotAuthenticated
@@ -55,6 +56,8 @@ async def authenticated(request: Request, credentials: Credentials) -> Principal
         runtime: Runtime = request.app.state.runtime
         await runtime.threads.run(functools.partial(runtime.limits.spend_budget, request=request))
         raise NotAuthenticated("Invalid or expired token" if credentials else None)
+    if request.scope.get("query_string"):
+        refuse_unknown_query_parameters(request)
     return principal
 
 
@@ -70,3 +73,30 @@ async def identified(request: Request) -> Principal | None:
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
 REQUIRE_SESSION = Security(authenticated)
 IDENTIFY_CALLER = Depends(identified)
+
+
+def refuse_unknown_query_parameters(request: Request) -> None:
+    """On a route that takes query parameters: 422 for one it does not declare, or one of
+    its parameters given more than once (each takes one value), so that a typo is named,
+    not silently ignored. Checked here, with the caller, rather than as a dependency of its
+    own: each dependency costs every request of the route, and this one only matters when
+    there is a query string."""
+    route = request.scope.get("route")
+    declared = {param.alias for param in route.dependant.query_params} if route else set()
+    if not declared:
+        return
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name not in declared:
+            if name not in seen:
+                msg = f"Unknown query parameter {name!r}; known: {', '.join(sorted(declared))}"
+                errors.append({"type": "extra_forbidden", "loc": ["query", name], "msg": msg})
+        elif name in seen:
+            msg = f"Query parameter {name!r} given more than once; it takes one value"
+            error = {"type": "repeated_parameter", "loc": ["query", name], "msg": msg}
+            if error not in errors:
+                errors.append(error)
+        seen.add(name)
+    if errors:
+        raise RequestValidationError(errors)

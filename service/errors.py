@@ -25,11 +25,13 @@ class NotAuthenticated(DomainError):
 class InvalidCredentials(DomainError):
     status_code = 401
     detail = "Invalid email or password"
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class InvalidRefreshToken(DomainError):
     status_code = 401
     detail = "Invalid or expired refresh token"
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class NotFound(DomainError):
@@ -55,3 +57,8 @@ class WrongPassword(DomainError):
 class InvalidResetToken(DomainError):
     status_code = 400
     detail = "The reset token is unknown, used or expired"
+
+
+class PreconditionFailed(DomainError):
+    status_code = 412
+    detail = "The task has changed: If-Match names none of its current ETags"

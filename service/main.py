@@ -9,8 +9,10 @@ from fastapi_offline import FastAPIOffline
 
 from service import metrics, openapi
 from service.config import Settings, get_settings
+from service.cors import CorsMiddleware
 from service.deps import IDENTIFY_CALLER, REQUIRE_SESSION
 from service.exception_handlers import register_exception_handlers
+from service.http import MAX_HEADER_BYTES
 from service.logging import configure_logging, get_logger
 from service.middleware import RequestContextMiddleware
 from service.routes import account, auth, health, sessions, tasks
@@ -68,10 +70,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=openapi.INTERNAL_ERROR,
         static_url=DOCS_ASSETS,
         generate_unique_id_function=operation_id,
+        # Starlette's redirect would build its URL from the Host header: a path with a
+        # trailing slash is a JSON 404 instead.
+        redirect_slashes=False,
     )
     app.state.runtime = runtime
     register_exception_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Inside the request context, so that preflight answers carry its headers too.
+    app.add_middleware(CorsMiddleware, origins=settings.cors_origin_set)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=MAX_HEADER_BYTES,
+        allowed_hosts=settings.allowed_host_set,
+    )
 
     # The public routes, all of them. A token sent to one still keys the caller's budget
     # by user when its session is live.

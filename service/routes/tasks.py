@@ -2,22 +2,46 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from service.deps import CurrentPrincipal
-from service.responses import json_response
+from service.responses import json_response, tagged_response
+from service.routes.task_docs import responses
 from service.runtime import Runtime
-from service.schemas.common import error_responses
+from service.schemas.common import NoNulStr
 from service.schemas.tasks import (
     TaskCreate,
     TaskDeleted,
     TaskPage,
+    TaskPatch,
     TaskRead,
+    TaskSort,
     TaskStatus,
     TaskUpdate,
 )
 
-COMMON_ERRORS = (401, 422, 429, 503)
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="Carry out the write only if the task's current ETag is one of these "
+        "(or `*`: any existing task); otherwise 412 and the task is unchanged.",
+        examples=['"42-3"'],
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        description="304 with no body when the task's current ETag is one of these.",
+        examples=['"42-3"'],
+    ),
+]
+MERGE_PATCH_BODY = {
+    "requestBody": {
+        "content": {
+            "application/merge-patch+json": {"schema": {"$ref": "#/components/schemas/TaskPatch"}}
+        }
+    }
+}
 
 
 def build_router(runtime: Runtime) -> APIRouter:
@@ -25,47 +49,136 @@ def build_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=runtime.route_class)
 
     @router.post(
-        "", status_code=201, response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 413)
+        "",
+        status_code=201,
+        response_model=TaskRead,
+        responses=responses(413, success=201, etag=True, location=True),
+        summary="Create a task",
+        description="Creates a task of the caller's. Answers 201 with the task, its path in "
+        "`Location` and its `ETag`.",
     )
     def create_task(body: TaskCreate, principal: CurrentPrincipal, request: Request) -> Response:
         task = tasks.create(owner_id=principal.user_id, data=body)
-        return json_response(task, status_code=201, headers={"Location": f"/tasks/{task['id']}"})
+        location = {"Location": f"/tasks/{task.view['id']}"}
+        return tagged_response(task, status_code=201, headers=location)
 
-    @router.get("", response_model=TaskPage, responses=error_responses(*COMMON_ERRORS))
+    @router.get(
+        "",
+        response_model=TaskPage,
+        responses=responses(),
+        summary="List tasks",
+        description="One page of the caller's tasks, filtered by `status` and by `q` (a "
+        "case-insensitive substring of the title or the description, `%`, `_` and `\\` "
+        "taken literally), in the order `sort` names with the id breaking ties. Unknown "
+        "query parameters, and a parameter given twice, are 422.",
+    )
     def list_tasks(
         principal: CurrentPrincipal,
         request: Request,
-        limit: Annotated[int, Query(ge=1, le=100)] = 50,
-        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-        status: TaskStatus | None = None,
+        limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
+        offset: Annotated[
+            int, Query(ge=0, le=2**31 - 1, description="Matching tasks to skip.")
+        ] = 0,
+        status: Annotated[TaskStatus | None, Query(description="Only tasks in it.")] = None,
+        q: Annotated[
+            NoNulStr | None,
+            Query(
+                min_length=1,
+                max_length=200,
+                description="Only tasks whose title or description contains this, "
+                "ignoring case; every character is literal.",
+                examples=["report"],
+            ),
+        ] = None,
+        sort: Annotated[
+            TaskSort,
+            Query(description="Field to order by; a leading `-` reverses it."),
+        ] = TaskSort.created_at_desc,
     ) -> Response:
         page = tasks.list(
             owner_id=principal.user_id,
             status=status.value if status else None,
+            search=q,
+            order=sort.value,
             limit=limit,
             offset=offset,
         )
         return json_response(page)
 
     @router.get(
-        "/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404)
+        "/{task_id}",
+        response_model=TaskRead,
+        responses=responses(304, 404, etag=True),
+        summary="Get a task",
+        description="The task, with its `ETag`. With `If-None-Match` naming that ETag: 304 "
+        "and no body.",
     )
-    def get_task(task_id: int, principal: CurrentPrincipal, request: Request) -> Response:
-        return json_response(tasks.get(owner_id=principal.user_id, task_id=task_id))
+    def get_task(
+        task_id: int,
+        principal: CurrentPrincipal,
+        request: Request,
+        if_none_match: IfNoneMatch = None,
+    ) -> Response:
+        task = tasks.get(owner_id=principal.user_id, task_id=task_id, if_none_match=if_none_match)
+        return tagged_response(task)
 
     @router.put(
-        "/{task_id}", response_model=TaskRead, responses=error_responses(*COMMON_ERRORS, 404, 413)
+        "/{task_id}",
+        response_model=TaskRead,
+        responses=responses(404, 412, 413, etag=True),
+        summary="Replace a task",
+        description="Replaces the task's title, description and status (absent optional "
+        "fields take their defaults). Conditional on `If-Match` when sent.",
     )
     def replace_task(
-        task_id: int, body: TaskUpdate, principal: CurrentPrincipal, request: Request
+        task_id: int,
+        body: TaskUpdate,
+        principal: CurrentPrincipal,
+        request: Request,
+        if_match: IfMatch = None,
     ) -> Response:
-        task = tasks.replace(owner_id=principal.user_id, task_id=task_id, data=body)
-        return json_response(task)
+        task = tasks.replace(
+            owner_id=principal.user_id, task_id=task_id, data=body, if_match=if_match
+        )
+        return tagged_response(task)
+
+    @router.patch(
+        "/{task_id}",
+        response_model=TaskRead,
+        responses=responses(404, 412, 413, etag=True),
+        openapi_extra=MERGE_PATCH_BODY,
+        summary="Update some fields of a task",
+        description="A JSON merge patch (RFC 7396), sent as `application/json` or "
+        "`application/merge-patch+json`: only the fields sent change; `description: null` "
+        "clears it; `title` or `status` null or invalid is 422 and nothing changes. "
+        "Conditional on `If-Match` when sent.",
+    )
+    def patch_task(
+        task_id: int,
+        body: TaskPatch,
+        principal: CurrentPrincipal,
+        request: Request,
+        if_match: IfMatch = None,
+    ) -> Response:
+        task = tasks.patch(
+            owner_id=principal.user_id, task_id=task_id, patch=body, if_match=if_match
+        )
+        return tagged_response(task)
 
     @router.delete(
-        "/{task_id}", response_model=TaskDeleted, responses=error_responses(*COMMON_ERRORS, 404)
+        "/{task_id}",
+        response_model=TaskDeleted,
+        responses=responses(404, 412),
+        summary="Delete a task",
+        description="Deletes the task. Conditional on `If-Match` when sent.",
     )
-    def delete_task(task_id: int, principal: CurrentPrincipal, request: Request) -> Response:
-        return json_response(tasks.delete(owner_id=principal.user_id, task_id=task_id))
+    def delete_task(
+        task_id: int,
+        principal: CurrentPrincipal,
+        request: Request,
+        if_match: IfMatch = None,
+    ) -> Response:
+        deleted = tasks.delete(owner_id=principal.user_id, task_id=task_id, if_match=if_match)
+        return json_response(deleted)
 
     return router

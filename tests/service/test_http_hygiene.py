@@ -1,0 +1,158 @@
+"""HTTP edge cases: no redirect built from Host, ALLOWED_HOSTS, HEAD, security headers,
+Bearer challenges on every 401, bounded request headers."""
+
+import contextlib
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.support.api import Api
+from tests.support.live_server import LiveServer, StartServer
+
+
+def _raw(server: LiveServer, request: bytes, read: int = 65536) -> bytes:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
+        chunks = []
+        try:
+            while chunk := sock.recv(read):
+                chunks.append(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize("path", ["/tasks/", "/tasks/1/", "/health/live/", "/me/", "/docs/"])
+def test_a_trailing_slash_with_a_forged_host_is_a_json_404(api: Api, path: str) -> None:
+    tokens = api.new_user()
+    response = api.get(
+        path, headers={**tokens.headers, "Host": "evil.example.net"}, allow_redirects=False
+    )
+    assert response.status_code == 404, response.text
+    assert "location" not in response.headers
+    assert response.headers["content-type"] == "application/json"
+    assert "evil" not in response.text
+
+
+def test_no_response_names_the_forged_host(server: LiveServer) -> None:
+    for path in (b"/tasks/", b"/tasks", b"/nowhere/", b"/docs/"):
+        answer = _raw(
+            server,
+            b"GET " + path + b" HTTP/1.1\r\nHost: evil.example.net\r\nConnection: close\r\n\r\n",
+        )
+        assert b"evil" not in answer, answer
+        assert not answer.startswith(b"HTTP/1.1 3"), answer
+
+
+@pytest.fixture(scope="module")
+def host_checked(start_server: StartServer) -> LiveServer:
+    return start_server(ALLOWED_HOSTS="api.example.com, *.tasks.example.org, 127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "host", ["api.example.com", "API.example.com:8443", "eu.tasks.example.org", "127.0.0.1:1"]
+)
+def test_allowed_hosts_are_served(host_checked: LiveServer, host: str) -> None:
+    response = requests.get(f"{host_checked.url}/health/live", headers={"Host": host}, timeout=10)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example.net", "tasks.example.org.evil.net", "example.com"])
+def test_other_hosts_are_400_json(host_checked: LiveServer, host: str) -> None:
+    response = requests.get(f"{host_checked.url}/health/live", headers={"Host": host}, timeout=10)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Host not allowed"}
+    assert response.headers["x-request-id"]
+
+
+def test_any_host_is_served_by_default(api: Api) -> None:
+    assert api.get("/health/live", headers={"Host": "whatever.example"}).status_code == 200
+
+
+def test_head_is_answered_on_every_get_route(api: Api) -> None:
+    tokens = api.new_user()
+    task = api.create_task(tokens)
+    spec = api.get("/openapi.json").json()
+    paths = [path for path, item in spec["paths"].items() if "get" in item]
+    assert "/tasks/{task_id}" in paths
+    for path in paths:
+        concrete = path.replace("{task_id}", str(task["id"])).replace("{session_id}", "x")
+        get = api.get(concrete, headers=tokens.headers)
+        head = api.request("HEAD", concrete, headers=tokens.headers)
+        assert head.status_code == get.status_code, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+    head = api.request("HEAD", f"/tasks/{task['id']}", headers=tokens.headers)
+    assert (
+        head.headers["etag"]
+        == api.get(f"/tasks/{task['id']}", headers=tokens.headers).headers["etag"]
+    )
+
+
+def test_every_response_carries_nosniff(api: Api) -> None:
+    tokens = api.new_user()
+    for response in (
+        api.get("/health/live"),
+        api.get("/tasks"),
+        api.get("/tasks", headers=tokens.headers),
+        api.get("/nowhere"),
+        api.post("/tasks", json={}, headers=tokens.headers),
+        api.get("/openapi.json"),
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff", response.url
+
+
+def test_user_data_and_tokens_are_not_stored(api: Api) -> None:
+    email = api.register()
+    login = api.post("/login", json={"email": email, "password": "correct horse battery"})
+    tokens = api.login(email)
+    task = api.create_task(tokens)
+    for response in (
+        login,
+        api.get("/me", headers=tokens.headers),
+        api.get("/tasks", headers=tokens.headers),
+        api.get(f"/tasks/{task['id']}", headers=tokens.headers),
+        api.patch(f"/tasks/{task['id']}", json={}, headers=tokens.headers),
+        api.get("/sessions", headers=tokens.headers),
+    ):
+        assert "no-store" in response.headers["cache-control"], response.url
+
+
+def test_every_401_carries_a_bearer_challenge(api: Api) -> None:
+    email = api.register()
+    for response in (
+        api.post("/login", json={"email": email, "password": "wrong password!"}),
+        api.post("/login", json={"email": "nobody-x1@example.com", "password": "whatever1"}),
+        api.post("/refresh", json={"refresh_token": "1.abc.def"}),
+        api.get("/tasks"),
+        api.get("/tasks", headers={"Authorization": "Bearer nonsense"}),
+    ):
+        assert response.status_code == 401, response.url
+        assert response.headers["www-authenticate"].startswith("Bearer"), response.url
+
+
+def test_headers_under_16_kib_are_served(api: Api) -> None:
+    response = api.get("/health/live", headers={"X-Padding": "a" * 15_000})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("size", [17 * 1024, 200 * 1024, 4 * 1024 * 1024])
+def test_headers_over_16_kib_are_refused_not_buffered(server: LiveServer, size: int) -> None:
+    host = urlsplit(server.url).netloc.encode()
+    request = b"GET /health/live HTTP/1.1\r\nHost: " + host + b"\r\nX-Padding: " + b"a" * size
+    # No end of headers: a server that buffered them all would still be waiting.
+    answer = _raw(server, request)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert answer.endswith(b'{"detail": "Request headers too large: at most 16 KiB in total"}')
+
+
+def test_many_small_headers_over_16_kib_are_refused(api: Api) -> None:
+    headers = {f"X-H{n}": "v" * 100 for n in range(200)}
+    with pytest.raises(requests.ConnectionError):
+        response = api.get("/health/live", headers=headers)
+        # Refused while the headers arrive: a 431, or a connection closed under the client.
+        assert response.status_code == 431
+        raise requests.ConnectionError(response.status_code)
