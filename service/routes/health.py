@@ -16,7 +16,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health/live", response_model=Liveness)
-async def live() -> dict[str, str]:
+async def read_liveness() -> dict[str, str]:
     """Liveness: answers while the process runs, whatever its dependencies do. Restart the
     instance when this fails."""
     return {"status": "ok"}
@@ -27,7 +27,7 @@ async def live() -> dict[str, str]:
     response_model=Readiness,
     responses={503: {"model": NotReady, "description": "PostgreSQL or Redis does not answer"}},
 )
-async def ready(request: Request) -> Any:
+async def read_readiness(request: Request) -> Any:
     """Readiness: PostgreSQL and Redis both answer. Route no traffic to an instance that
     answers 503 here. Checked at most once a second, and within 2 seconds even when a
     dependency hangs."""
