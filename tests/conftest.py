@@ -44,6 +44,7 @@ def base_env(database_url: str, redis_url: str) -> dict[str, str]:
         "RATE_LIMIT": "100000/minute",
         "LOGIN_RATE_LIMIT": "100000/minute",
         "REGISTER_RATE_LIMIT": "100000/hour",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "100000/hour",
     }
 
 
