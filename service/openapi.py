@@ -65,7 +65,7 @@ def install(app: FastAPI) -> None:
                     headers.setdefault("X-Request-ID", _header("X-Request-ID"))
                     if status in ("429", "503"):
                         headers.setdefault("Retry-After", _header("Retry-After"))
-                    if limited and (status.startswith("2") or status == "429"):
+                    if limited and status != "500":
                         for name in RATE_LIMIT_HEADERS:
                             headers.setdefault(name, _header(name))
         app.openapi_schema = schema

@@ -4,20 +4,6 @@ from typing import Any
 
 from service.schemas.common import error_responses
 
-RATE_LIMIT_HEADERS: dict[str, Any] = {
-    "X-RateLimit-Limit": {
-        "description": "Requests the caller's budget allows per window.",
-        "schema": {"type": "integer"},
-    },
-    "X-RateLimit-Remaining": {
-        "description": "Requests left in the current window.",
-        "schema": {"type": "integer"},
-    },
-    "X-RateLimit-Reset": {
-        "description": "When the window resets, in epoch seconds.",
-        "schema": {"type": "integer"},
-    },
-}
 ETAG_HEADER: dict[str, Any] = {
     "ETag": {
         "description": "The task's strong entity tag; it changes with every write. Send it "
@@ -31,12 +17,6 @@ LOCATION_HEADER: dict[str, Any] = {
         "schema": {"type": "string", "example": "/tasks/42"},
     }
 }
-RETRY_AFTER_HEADER: dict[str, Any] = {
-    "Retry-After": {
-        "description": "Seconds to wait before trying again.",
-        "schema": {"type": "integer"},
-    }
-}
 COMMON_ERRORS = (401, 422, 429, 503)
 
 
@@ -44,10 +24,10 @@ def responses(
     *errors: int, success: int = 200, etag: bool = False, location: bool = False
 ) -> dict[int | str, dict[str, Any]]:
     """The operation's documented responses: its success with the headers it carries, the
-    common errors and `errors`, each with the rate-limit headers; 429 and 503 also carry
-    Retry-After."""
+    common errors and `errors` (service.openapi adds the headers every response of a
+    limited route carries)."""
     documented = error_responses(*sorted({*COMMON_ERRORS, *errors} - {304, 412}))
-    success_headers = dict(RATE_LIMIT_HEADERS)
+    success_headers: dict[str, Any] = {}
     if etag:
         success_headers |= ETAG_HEADER
     if location:
@@ -56,7 +36,7 @@ def responses(
     if 304 in errors:
         result[304] = {
             "description": "Not modified: If-None-Match names the task's current ETag. No body.",
-            "headers": {**ETAG_HEADER, **RATE_LIMIT_HEADERS},
+            "headers": dict(ETAG_HEADER),
         }
     if 412 in errors:
         result[412] = {
@@ -64,9 +44,5 @@ def responses(
             "description": "Precondition failed: If-Match names no current ETag of the task, "
             "which is left unchanged.",
         }
-    for status, response in documented.items():
-        headers = dict(RATE_LIMIT_HEADERS)
-        if status in (429, 503):
-            headers |= RETRY_AFTER_HEADER
-        result[status] = {**response, "headers": headers}
+    result.update(documented)
     return result
