@@ -20,7 +20,7 @@ from db.engine import Database, make_engine
 from service.audit import sessions_revoked
 from service.config import Settings
 from service.logging import configure_logging
-from service.runtime import make_redis
+from sessions import redis_client
 from sessions.store import SessionInfo, SessionStore
 
 COLUMNS = ("id", "user_id", "email", "created_at", "last_seen_at", "expires_at", "ip", "user_agent")
@@ -33,7 +33,7 @@ class CliError(Exception):
 class Admin:
     def __init__(self, settings: Settings) -> None:
         self.database = Database(make_engine(settings.database_url, pool_size=1))
-        self.redis = make_redis(settings.redis_url, max_connections=4)
+        self.redis = redis_client.connect(settings.redis_url, max_connections=4)
         self.store = SessionStore(
             self.redis,
             session_ttl_seconds=settings.session_ttl_seconds,

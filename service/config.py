@@ -124,8 +124,9 @@ class Settings(DatabaseSettings):
     @property
     def worker_threads(self) -> int:
         """Every thread of one worker process that may hold a connection: the request
-        threads plus one for each password route in flight."""
-        return self.thread_pool_size + self.password_threads
+        threads, one for each password route in flight, the operations thread (health
+        checks) and the outbox's (mail)."""
+        return self.thread_pool_size + self.password_threads + 2
 
     @property
     def database_pool_size(self) -> int:
@@ -136,7 +137,7 @@ class Settings(DatabaseSettings):
         if self.database_pool_size < self.worker_threads:
             raise ValueError(
                 f"DB_POOL_SIZE must be at least THREAD_POOL_SIZE + 2 x PASSWORD_HASH_CONCURRENCY "
-                f"({self.worker_threads}): a thread waiting for a connection stalls its request"
+                f"+ 2 ({self.worker_threads}): a thread waiting for a connection stalls its request"
             )
         return self
 

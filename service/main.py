@@ -1,20 +1,20 @@
-"""App factory: `create_app(settings)`; `app` is what uvicorn serves."""
+"""App factory: `create_app(settings)` wires the request path together; `app` is what
+uvicorn serves. The path itself, step by step, is service/edge (docs/design.md)."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi_offline import FastAPIOffline
 
-from service import metrics, openapi
+from service import metrics
 from service.config import Settings, get_settings
-from service.cors import CorsMiddleware
-from service.deps import IDENTIFY_CALLER, REQUIRE_SESSION
-from service.exception_handlers import register_exception_handlers
-from service.http import MAX_HEADER_BYTES
+from service.edge import openapi, step6_errors
+from service.edge.step1_protocol import MAX_HEADER_BYTES
+from service.edge.step2_asgi import EdgeMiddleware
+from service.edge.step3_route import EdgeRoute
 from service.logging import configure_logging, get_logger
-from service.middleware import RequestContextMiddleware
 from service.routes import account, auth, health, sessions, tasks
 from service.runtime import Runtime
 
@@ -29,8 +29,6 @@ JSON, errors included, and carries `X-Request-ID`. Rate limits answer 429 with
 `Retry-After`; an unavailable PostgreSQL or Redis answers 503 with `Retry-After`, never a
 pass.
 """
-
-
 DOCS_ASSETS = "/docs/assets"
 
 
@@ -40,13 +38,16 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    configure_logging(level=settings.log_level, log_format=settings.log_format)
-    runtime = Runtime.build(settings)
-
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Built here, not with the app: building an app object opens no pool and installs
+        # no process-wide hook.
+        runtime = Runtime.build(settings)
+        for context in iter_route_contexts(app.routes):
+            if isinstance(context.original_route, EdgeRoute):
+                runtime.limits.validate(context.original_route.declaration.limits)
+        app.state.runtime = runtime
         log.info("service_started", app_env=settings.app_env)
         if settings.uses_example_secret:
             log.warning(
@@ -55,10 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "this server. Set a random secret (production refuses to start without one).",
             )
         yield
-        await runtime.close()
+        runtime.close()
         metrics.process_exiting()
         log.info("service_stopped")
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
     # Swagger UI (/docs) and ReDoc (/redoc) with their scripts and styles served from
     # DOCS_ASSETS, not a CDN: the pages work offline and load nothing from another host.
     app = FastAPIOffline(
@@ -66,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Accounts, revocable server-side sessions and per-user tasks.",
         description=API_DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
         responses=openapi.INTERNAL_ERROR,
         static_url=DOCS_ASSETS,
         generate_unique_id_function=operation_id,
@@ -74,24 +81,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # trailing slash is a JSON 404 instead.
         redirect_slashes=False,
     )
-    app.state.runtime = runtime
-    register_exception_handlers(app)
-    # Inside the request context, so that preflight answers carry its headers too.
-    app.add_middleware(CorsMiddleware, origins=settings.cors_origin_set)
+    step6_errors.install(app)
     app.add_middleware(
-        RequestContextMiddleware,
+        EdgeMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=MAX_HEADER_BYTES,
         allowed_hosts=settings.allowed_host_set,
+        cors_origins=settings.cors_origin_set,
     )
-
-    # The public routes, all of them. A token sent to one still keys the caller's budget
-    # by user when its session is live.
-    app.include_router(auth.build_router(runtime), dependencies=[IDENTIFY_CALLER])
+    # Every route of these routers is an EdgeRoute: protected unless declared public.
+    for router in (auth.router, account.router, sessions.router, tasks.router):
+        app.include_router(router)
+    # Liveness, readiness and metrics: answered on the event loop, outside the budget.
     app.include_router(health.router)
-    # Every other route needs a live session.
-    for module in (account, sessions, tasks):
-        app.include_router(module.build_router(runtime), dependencies=[REQUIRE_SESSION])
     openapi.install(app)
     return app
 

@@ -7,6 +7,8 @@ one deletes it.
 
 import re
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from redis import Redis
@@ -50,25 +52,37 @@ class ResetToken:
 
 
 class ResetTokens:
-    def __init__(self, redis: Redis, *, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        ttl_seconds: int,
+        guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> None:
         self._redis = redis
         self.ttl_seconds = ttl_seconds
+        # Around every call to Redis (the service's circuit breaker).
+        self._guard = guard
         self._spend = LuaScript(_SPEND)
 
     def issue(self, user_id: int) -> ResetToken:
         token = ResetToken(user_id, secrets.token_urlsafe(32))
-        self._redis.set(reset_key(user_id), hash_secret(token.secret), ex=self.ttl_seconds)
+        with self._guard():
+            self._redis.set(reset_key(user_id), hash_secret(token.secret), ex=self.ttl_seconds)
         return token
 
     def is_current(self, token: ResetToken) -> bool:
-        stored = self._redis.get(reset_key(token.user_id))
+        with self._guard():
+            stored = self._redis.get(reset_key(token.user_id))
         return stored is not None and _text(stored) == hash_secret(token.secret)
 
     def spend(self, token: ResetToken) -> bool:
         """Use the token up; False when it was not (or is no longer) the current one."""
-        return bool(
-            self._spend(self._redis, [reset_key(token.user_id)], [hash_secret(token.secret)])
-        )
+        with self._guard():
+            spent = self._spend(
+                self._redis, [reset_key(token.user_id)], [hash_secret(token.secret)]
+            )
+        return bool(spent)
 
 
 def _text(value: bytes | str) -> str:

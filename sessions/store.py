@@ -3,12 +3,12 @@
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 
 from sessions import scripts
 from sessions.keys import (
@@ -80,8 +80,8 @@ class Rotation:
 
 
 class SessionStore:
-    """Sessions on a Redis client (admin and write paths) and, for the per-request check
-    made on the event loop, an asyncio client on the same server."""
+    """Sessions on one Redis client. Every public method is one call under `guard` (the
+    service's circuit breaker for Redis)."""
 
     def __init__(
         self,
@@ -91,13 +91,13 @@ class SessionStore:
         idle_timeout_seconds: int,
         refresh_grace_seconds: float = 10,
         max_sessions_per_user: int = 10,
-        async_redis: AsyncRedis | None = None,
+        guard: Callable[[], AbstractContextManager[None]] = nullcontext,
         clock: Callable[[], float] = time.time,
     ):
         # The time the store believes it is (tests pass their own to skip ahead).
         self._clock = clock
         self._redis = redis
-        self._async_redis = async_redis
+        self._guard = guard
         self.session_ttl_seconds = session_ttl_seconds
         self.idle_timeout_seconds = idle_timeout_seconds
         self.refresh_grace_seconds = refresh_grace_seconds
@@ -144,37 +144,35 @@ class SessionStore:
             absolute_end,
             *(item for pair in fields.items() for item in pair),
         ]
-        with self._redis.pipeline(transaction=False) as pipe:
+        with self._guard(), self._redis.pipeline(transaction=False) as pipe:
             self._create(pipe, keys, args)
             pipe.set(owner_key(session_id), user_id, pxat=int(absolute_end * 1000))
             outcome, _ = pipe.execute()
         status, *evicted = (_text(part) for part in outcome)
         if status == "stale":
-            self._redis.delete(owner_key(session_id))
+            with self._guard():
+                self._redis.delete(owner_key(session_id))
             raise CredentialsChanged()
         return NewSession(session_id, refresh, evicted)
 
     def authenticate(self, *, user_id: int, session_id: str, jti: str) -> bool:
         """True when the session is live and its current access token is `jti`."""
-        keys, args = self._authenticate_call(user_id, session_id, jti)
-        return bool(self._authenticate(self._redis, keys, args) == 1)
+        key, args = self.session_check(user_id=user_id, session_id=session_id, jti=jti)
+        with self._guard():
+            return bool(self._authenticate(self._redis, [key], args) == 1)
 
-    async def authenticate_async(self, *, user_id: int, session_id: str, jti: str) -> bool:
-        """`authenticate` on the asyncio client: no thread is held while Redis answers."""
-        assert self._async_redis is not None, "SessionStore was built without async_redis"
-        keys, args = self._authenticate_call(user_id, session_id, jti)
-        return bool(await self._authenticate(self._async_redis, keys, args) == 1)
-
-    def _authenticate_call(
-        self, user_id: int, session_id: str, jti: str
-    ) -> tuple[list[str], list[str | float]]:
+    def session_check(
+        self, *, user_id: int, session_id: str, jti: str
+    ) -> tuple[str, list[str | float]]:
+        """The key and arguments of `scripts.LIVE_SESSION_FUNCTION` for this check, for a
+        script that runs it together with other work (the rate-limit storage does)."""
         args: list[str | float] = [
             jti,
             self._clock(),
             self.idle_timeout_seconds,
             self.touch_interval_seconds,
         ]
-        return [session_key(user_id, session_id)], args
+        return session_key(user_id, session_id), args
 
     def rotate(self, token: RefreshToken, *, new_jti: str, issued_at: int) -> Rotation:
         """Swap the session's refresh token and access `jti` for new ones.
@@ -200,7 +198,8 @@ class SessionStore:
             salt,
             issued_at,
         ]
-        outcome, *given = (_text(part) for part in self._rotate(self._redis, keys, args))
+        with self._guard():
+            outcome, *given = (_text(part) for part in self._rotate(self._redis, keys, args))
         result = RotationResult(outcome)
         if result is RotationResult.ROTATED:
             return Rotation(result, jti=new_jti, issued_at=issued_at, refresh=successor)
@@ -215,7 +214,7 @@ class SessionStore:
         return Rotation(result)
 
     def revoke(self, *, user_id: int, session_id: str) -> bool:
-        with self._redis.pipeline(transaction=True) as pipe:
+        with self._guard(), self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(session_key(user_id, session_id))
             pipe.delete(spent_key(user_id, session_id), owner_key(session_id))
             pipe.zrem(index_key(user_id), session_id)
@@ -242,20 +241,22 @@ class SessionStore:
             "" if credentials_version is None else credentials_version,
             self.session_ttl_seconds,
         ]
-        return int(self._revoke_all(self._redis, keys, args))
+        with self._guard():
+            return int(self._revoke_all(self._redis, keys, args))
 
     def list_for_user(self, user_id: int) -> list[SessionInfo]:
         """The user's live sessions, newest first; index entries of expired ones are pruned."""
-        index = index_key(user_id)
-        session_ids = self._session_ids(user_id)
-        sessions, gone = [], []
-        for session_id, info in zip(session_ids, self._load(user_id, session_ids), strict=True):
-            if info is None:
-                gone.append(session_id)
-            else:
-                sessions.append(info)
-        if gone:
-            self._redis.zrem(index, *gone)
+        with self._guard():
+            session_ids = self._session_ids(user_id)
+            loaded = self._load(user_id, session_ids)
+            sessions, gone = [], []
+            for session_id, info in zip(session_ids, loaded, strict=True):
+                if info is None:
+                    gone.append(session_id)
+                else:
+                    sessions.append(info)
+            if gone:
+                self._redis.zrem(index_key(user_id), *gone)
         return sorted(sessions, key=lambda s: s.created_at, reverse=True)
 
     def iter_all(self, batch_size: int = 500) -> Iterator[SessionInfo]:
@@ -272,10 +273,12 @@ class SessionStore:
 
     def find(self, session_id: str) -> SessionInfo | None:
         """A live session by its id alone: its owner is recorded when it starts."""
-        owner = self._redis.get(owner_key(session_id))
-        if owner is None:
-            return None
-        return self._to_info(session_id, self._redis.hgetall(session_key(int(owner), session_id)))
+        with self._guard():
+            owner = self._redis.get(owner_key(session_id))
+            if owner is None:
+                return None
+            fields = self._redis.hgetall(session_key(int(owner), session_id))
+        return self._to_info(session_id, fields)
 
     def _session_ids(self, user_id: int) -> list[str]:
         ids: list[bytes] = self._redis.zrange(index_key(user_id), 0, -1)  # type: ignore[assignment]

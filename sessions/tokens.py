@@ -1,5 +1,6 @@
 """Access tokens: HS256 JWTs issued and verified with joserfc."""
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from joserfc.jwt import ClaimsOption
 
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 1
+# What this codec issues as session ids and jtis: URL-safe base64 (they travel in keys).
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 
 
 class InvalidTokenError(Exception):
@@ -88,6 +91,12 @@ class TokenCodec:
             raise
         except (JoseError, ValueError, TypeError, KeyError) as error:
             raise InvalidTokenError(type(error).__name__) from error
-        if not (isinstance(session_id, str) and isinstance(jti, str) and user_id > 0):
+        if not (
+            isinstance(session_id, str)
+            and isinstance(jti, str)
+            and _ID.fullmatch(session_id)
+            and _ID.fullmatch(jti)
+            and 0 < user_id < 2**63
+        ):
             raise InvalidTokenError("malformed claims")
         return AccessClaims(user_id=user_id, session_id=session_id, jti=jti, expires_at=expires_at)

@@ -18,11 +18,11 @@ from sqlalchemy import text
 
 from db.engine import make_engine
 from service.config import get_settings
-from service.runtime import make_redis
+from sessions.redis_client import connect
 
 settings = get_settings()
 engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
-redis_client = make_redis(settings.redis_url, max_connections=settings.worker_threads)
+redis_client = connect(settings.redis_url, max_connections=settings.worker_threads)
 SELECT_ONE = text("SELECT 1")
 
 

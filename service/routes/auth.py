@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter, Request, Response
 
-from service.ratelimit import client_ip
+from service.deps import Accounts, Passwords
+from service.edge.call import Call
+from service.edge.step3_route import EdgeRoute, declare
 from service.responses import NO_STORE, json_response
-from service.runtime import Runtime
 from service.schemas.auth import (
     Credentials,
     Message,
@@ -17,87 +18,85 @@ from service.schemas.auth import (
 )
 from service.schemas.common import error_responses
 from service.services.accounts import ClientInfo
-from service.threads import hashes_passwords
 
 # The same for every address, known or not.
 RESET_REQUESTED = "If an account exists for this email, a reset message is on its way"
+router = APIRouter(tags=["auth"], route_class=EdgeRoute)
 
 
-def build_router(runtime: Runtime) -> APIRouter:
-    accounts, limits, passwords = runtime.accounts, runtime.limits, runtime.password_service
-    router = APIRouter(tags=["auth"], route_class=runtime.route_class)
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserRead,
+    responses=error_responses(409, 413, 422, 429, 503),
+)
+@declare(public=True, hashes_passwords=True, limits=("registration",))
+def register(body: Registration, accounts: Accounts) -> Response:
+    """Create an account. The email is compared in one canonical form (case and Unicode
+    spelling do not matter), so a second spelling of a registered address is a 409.
+    Limited by `REGISTER_RATE_LIMIT` per client IP. Does not log in: call /login next."""
+    user = accounts.register(email=str(body.email), password=body.password)
+    return json_response(user, status_code=201)
 
-    @router.post(
-        "/register",
-        status_code=201,
-        response_model=UserRead,
-        responses=error_responses(409, 413, 422, 429, 503),
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=error_responses(401, 413, 422, 429, 503),
+)
+@declare(public=True, hashes_passwords=True, limits=("password_guess",))
+def login(body: Credentials, request: Request, accounts: Accounts) -> Response:
+    """Start a session: an access token (a short-lived JWT) and a refresh token. An
+    unknown email and a wrong password get the same 401, in the same time. Limited by
+    `LOGIN_RATE_LIMIT` per client IP and account, and `LOGIN_ACCOUNT_RATE_LIMIT`
+    failures per account from all clients. Past `MAX_SESSIONS_PER_USER` live sessions,
+    the least recently used one ends."""
+    client = ClientInfo(
+        ip=Call.of(request).client_ip, user_agent=request.headers.get("user-agent", "")
     )
-    @limits.registration
-    @hashes_passwords
-    def register(body: Registration, request: Request) -> Response:
-        """Create an account. The email is compared in one canonical form (case and Unicode
-        spelling do not matter), so a second spelling of a registered address is a 409.
-        Limited by `REGISTER_RATE_LIMIT` per client IP. Does not log in: call /login next."""
-        user = accounts.register(email=str(body.email), password=body.password)
-        return json_response(user, status_code=201)
+    tokens = accounts.login(email=str(body.email), password=body.password, client=client)
+    return json_response(tokens, headers=NO_STORE)
 
-    @router.post(
-        "/login",
-        response_model=TokenPair,
-        responses=error_responses(401, 413, 422, 429, 503),
-    )
-    @limits.password_guess
-    @hashes_passwords
-    def login(body: Credentials, request: Request) -> Response:
-        """Start a session: an access token (a short-lived JWT) and a refresh token. An
-        unknown email and a wrong password get the same 401, in the same time. Limited by
-        `LOGIN_RATE_LIMIT` per client IP and account, and `LOGIN_ACCOUNT_RATE_LIMIT`
-        failures per account from all clients. Past `MAX_SESSIONS_PER_USER` live sessions,
-        the least recently used one ends."""
-        client = ClientInfo(ip=client_ip(request), user_agent=request.headers.get("user-agent", ""))
-        tokens = accounts.login(email=str(body.email), password=body.password, client=client)
-        limits.forgive_failed_login(request)
-        return json_response(tokens, headers=NO_STORE)
 
-    @router.post(
-        "/refresh",
-        response_model=TokenPair,
-        responses=error_responses(401, 413, 422, 429, 503),
-    )
-    def refresh(body: RefreshRequest, request: Request) -> Response:
-        """Trade the refresh token for a new pair; the session's previous tokens stop
-        working at once. Within `REFRESH_GRACE_SECONDS` the token just rotated away returns
-        the same new pair again (parallel tabs, a retry). A refresh token spent before that
-        is a replay: the whole session is revoked and the answer is 401."""
-        tokens = accounts.refresh(refresh_token=body.refresh_token)
-        return json_response(tokens, headers=NO_STORE)
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses=error_responses(401, 413, 422, 429, 503),
+)
+@declare(public=True)
+def refresh(body: RefreshRequest, accounts: Accounts) -> Response:
+    """Trade the refresh token for a new pair; the session's previous tokens stop
+    working at once. Within `REFRESH_GRACE_SECONDS` the token just rotated away returns
+    the same new pair again (parallel tabs, a retry). A refresh token spent before that
+    is a replay: the whole session is revoked and the answer is 401."""
+    tokens = accounts.refresh(refresh_token=body.refresh_token)
+    return json_response(tokens, headers=NO_STORE)
 
-    @router.post(
-        "/password/forgot",
-        status_code=202,
-        response_model=Message,
-        responses=error_responses(413, 422, 429, 503),
-    )
-    @limits.password_reset
-    def forgot_password(body: PasswordForgot, request: Request) -> Response:
-        """Ask for a password-reset mail. The answer is the same, and as fast, for every
-        address, known or not; when an account has it, a single-use token is mailed.
-        Limited by `PASSWORD_RESET_RATE_LIMIT` per client IP and per address."""
-        passwords.request_reset(email=str(body.email))
-        return json_response({"detail": RESET_REQUESTED}, status_code=202)
 
-    @router.post(
-        "/password/reset",
-        response_model=Message,
-        responses=error_responses(400, 413, 422, 429, 503),
-    )
-    @hashes_passwords
-    def reset_password(body: PasswordReset, request: Request) -> Response:
-        """Set a new password with the token from the reset mail. Every session of the
-        account ends and the token is spent. An unknown, spent or expired token is a 400
-        and changes nothing."""
-        passwords.reset(token=body.token, new_password=body.new_password)
-        return json_response({"detail": "Password changed; every session has been ended"})
+@router.post(
+    "/password/forgot",
+    status_code=202,
+    response_model=Message,
+    responses=error_responses(413, 422, 429, 503),
+)
+@declare(public=True, limits=("password_reset",))
+def forgot_password(body: PasswordForgot, passwords: Passwords) -> Response:
+    """Ask for a password-reset mail. The answer is the same, and as fast, for every
+    address, known or not; when an account has it, a single-use token is mailed.
+    Limited by `PASSWORD_RESET_RATE_LIMIT` per client IP and per address."""
+    passwords.request_reset(email=str(body.email))
+    return json_response({"detail": RESET_REQUESTED}, status_code=202)
 
-    return router
+
+@router.post(
+    "/password/reset",
+    response_model=Message,
+    responses=error_responses(400, 413, 422, 429, 503),
+)
+@declare(public=True, hashes_passwords=True)
+def reset_password(body: PasswordReset, passwords: Passwords) -> Response:
+    """Set a new password with the token from the reset mail. Every session of the
+    account ends and the token is spent. An unknown, spent or expired token is a 400
+    and changes nothing."""
+    passwords.reset(token=body.token, new_password=body.new_password)
+    return json_response({"detail": "Password changed; every session has been ended"})

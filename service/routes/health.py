@@ -57,5 +57,5 @@ async def read_metrics(request: Request) -> Response:
         token.strip().encode(), expected.get_secret_value().encode()
     ):
         raise NotAuthenticated("A valid METRICS_TOKEN is required")
-    body, content_type = await runtime.threads.run_operation(metrics.render)
+    body, content_type = await runtime.pools.run_operation(metrics.render)
     return Response(body, media_type=content_type)

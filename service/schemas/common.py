@@ -1,13 +1,49 @@
 """Shared field types, the base of every response model, and the error models (they
 document responses in OpenAPI)."""
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 # PostgreSQL text cannot hold NUL: reject it as input (and say so in OpenAPI) rather
 # than fail on insert.
 NoNulStr = Annotated[str, Field(pattern=r"^[^\x00]*$")]
+
+_DIGITS = re.compile(r"0|[1-9][0-9]*", re.ASCII)
+
+
+def _plain_digits(value: Any) -> Any:
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a whole number in plain decimal digits, like 20"
+        )
+    return value
+
+
+_WHOLE_DECIMAL = re.compile(r"\s*[+-]?[0-9_]+\.0*\s*", re.ASCII)
+
+
+def _names_no_id(value: Any) -> Any:
+    """A path id in another spelling of a whole number (`012`, `+12`, `1_2`, `1.0`, ` 1`)
+    names no resource: 0, which no id is. Anything else (`abc`, `1.5`) stays a 422."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        try:
+            int(value)
+        except ValueError:
+            if not _WHOLE_DECIMAL.fullmatch(value):
+                raise PydanticCustomError(
+                    "int_parsing", "The id should be a whole number"
+                ) from None
+        return 0
+    return value
+
+
+# Query numbers: canonical decimal digits only; `5_0`, `+1`, `10.0` are 422.
+QueryInt = Annotated[int, BeforeValidator(_plain_digits)]
+# Path ids: canonical decimal digits name a resource; other spellings of a number are 404.
+PathId = Annotated[int, BeforeValidator(_names_no_id)]
 
 
 def examples(*values: dict[str, Any]) -> ConfigDict:

@@ -2,10 +2,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from service.schemas.common import NoNulStr
+from service.schemas.common import NoNulStr, PathId, QueryInt
 
 
 class TaskStatus(StrEnum):
@@ -23,6 +24,32 @@ class TaskSort(StrEnum):
     updated_at_desc = "-updated_at"
     by_title = "title"
     by_title_desc = "-title"
+
+
+TaskId = Annotated[PathId, Path(description="The task's id.")]
+
+
+class TaskListQuery(BaseModel):
+    """The listing's query parameters. Unknown ones are a 422 naming them (a typo is not
+    silently ignored), and so is one given twice (each takes one value)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: QueryInt = Field(default=50, ge=1, le=100, description="Page size.")
+    offset: QueryInt = Field(default=0, ge=0, le=2**31 - 1, description="Matching tasks to skip.")
+    status: TaskStatus | None = Field(default=None, description="Only tasks in it.")
+    q: NoNulStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Only tasks whose title or description contains this, ignoring case; "
+        "every character is literal.",
+        examples=["report"],
+    )
+    sort: TaskSort = Field(
+        default=TaskSort.created_at_desc,
+        description="Field to order by; a leading `-` reverses it.",
+    )
 
 
 TITLE_MAX = 200

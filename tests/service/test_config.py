@@ -32,10 +32,11 @@ def test_bare_postgresql_urls_are_given_the_psycopg2_driver() -> None:
 
 def test_the_database_pool_has_a_connection_for_every_thread() -> None:
     settings = Settings(thread_pool_size=6, password_hash_concurrency=3)
-    assert settings.database_pool_size == 6 + 2 * 3
+    # Request threads, two per hash slot, the health checks' thread and the mail outbox's.
+    assert settings.database_pool_size == 6 + 2 * 3 + 2
     assert Settings(thread_pool_size=6, db_pool_size=20).database_pool_size == 20
     with pytest.raises(ValidationError, match="DB_POOL_SIZE"):
-        Settings(thread_pool_size=6, password_hash_concurrency=3, db_pool_size=11)
+        Settings(thread_pool_size=6, password_hash_concurrency=3, db_pool_size=13)
 
 
 def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -171,7 +171,8 @@ def test_the_counters_are_slowapis_own(two_workers: LiveServer, redis_url: str) 
     user_id = _claims(tokens)["sub"]
     assert api.get("/tasks", headers=tokens.headers).status_code == 200
     # limits' fixed window keys, under SlowAPI's shared-limit scope: the Limiter counted.
-    key = f"LIMITS:LIMITER/user:{user_id}/budget/100/1/minute"
+    # The user's hash tag keeps the counter in the Redis Cluster slot of their sessions.
+    key = f"LIMITS:LIMITER/user:{{u:{user_id}}}/budget/100/1/minute"
     assert redis.Redis.from_url(redis_url).get(key) == b"1"
 
 

@@ -1,10 +1,13 @@
-"""The OpenAPI document: FastAPI's, plus what it cannot see from the routes alone: the
-headers every response carries, and the rate-limit headers of the limited routes."""
+"""The OpenAPI document: FastAPI's, plus what it cannot see from the routes alone, read
+from each route's declaration (step3_route): the headers every response carries, the
+bearer token the protected routes need, and the rate-limit headers of the limited ones."""
 
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
+from service.edge.step3_route import Declaration, EdgeRoute
 from service.schemas.common import InternalErrorResponse
 
 HEADERS: dict[str, dict[str, Any]] = {
@@ -30,10 +33,11 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "integer"},
     },
 }
-# Set on an operation by the route class of the limited routes (service.routing); replaced
-# by the rate-limit headers of its responses.
-RATE_LIMITED = "x-rate-limited"
 RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+BEARER = "HTTPBearer"
+SECURITY_SCHEMES = {
+    BEARER: {"type": "http", "scheme": "bearer", "description": "An access token from /login"}
+}
 
 INTERNAL_ERROR: dict[int | str, dict[str, Any]] = {
     500: {
@@ -47,8 +51,19 @@ def _header(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/headers/{name}"}
 
 
+def _declarations(app: FastAPI) -> dict[tuple[str, str], Declaration]:
+    """Each operation of an EdgeRoute, (path, lower-case method), and its declaration."""
+    found: dict[tuple[str, str], Declaration] = {}
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, EdgeRoute) and context.path is not None:
+            for method in context.methods or ():
+                found[(context.path, method.lower())] = route.declaration
+    return found
+
+
 def install(app: FastAPI) -> None:
-    """Serve FastAPI's document with the headers added; built once, on first request."""
+    """Serve FastAPI's document with the additions; built once, on first request."""
 
     fastapi_document = app.openapi
 
@@ -56,16 +71,22 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = fastapi_document()
-        schema.setdefault("components", {})["headers"] = HEADERS
-        for operations in schema["paths"].values():
-            for operation in operations.values():
-                limited = operation.pop(RATE_LIMITED, False)
+        components = schema.setdefault("components", {})
+        components["headers"] = HEADERS
+        components["securitySchemes"] = SECURITY_SCHEMES
+        declarations = _declarations(app)
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                declaration = declarations.get((path, method))
+                if declaration is not None and not declaration.public:
+                    operation["security"] = [{BEARER: []}]
                 for status, response in operation["responses"].items():
                     headers = response.setdefault("headers", {})
                     headers.setdefault("X-Request-ID", _header("X-Request-ID"))
                     if status in ("429", "503"):
                         headers.setdefault("Retry-After", _header("Retry-After"))
-                    if limited and status != "500":
+                    # Every EdgeRoute spends the budget: its answers report a window.
+                    if declaration is not None and status != "500":
                         for name in RATE_LIMIT_HEADERS:
                             headers.setdefault(name, _header(name))
         app.openapi_schema = schema

@@ -1,5 +1,11 @@
-"""Every error becomes JSON here, once: domain errors, routing errors, validation
-errors (with the submitted input stripped) and an unavailable Redis or PostgreSQL."""
+"""Step 6: every error becomes JSON here, once: domain errors (401, 403, 404, 409, 412,
+429...), routing errors, validation errors (with the submitted input stripped) and an
+unavailable Redis or PostgreSQL (503).
+
+A request refused as malformed (415, 422, or a body that is not JSON) is first admitted
+like any other (step4_auth, in one hop): it spends its client's budget, and on a protected
+route a caller without a live session gets the 401, never the validation details.
+"""
 
 import functools
 from collections.abc import Mapping
@@ -10,18 +16,17 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from slowapi.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from service import metrics
-from service.circuits import CircuitOpen
+from service.edge import step4_auth as auth
+from service.edge.call import Call
+from service.edge.circuits import CircuitOpen
+from service.edge.step3_route import EdgeRoute, Pools, unknown_parameter
 from service.errors import DomainError
 from service.logging import get_logger
-from service.ratelimit import LimitState
-from service.runtime import Runtime
 
 log = get_logger("service")
 UNAVAILABLE_HEADERS = {"Retry-After": "5"}
@@ -36,36 +41,30 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, {"detail": exc.detail}, exc.headers or None)
 
 
-async def _budget_refusal(request: Request) -> JSONResponse | None:
-    """A request refused as malformed still spends its client's budget: the answer, if
-    that refuses it instead (429, or 503 with Redis down)."""
-    runtime: Runtime = request.app.state.runtime
+async def _refusal_first(request: Request) -> JSONResponse | None:
+    """Admit a request that is about to be refused as malformed: the answer that refuses
+    it sooner (401, 429, or 503 with a dependency down), if any."""
+    route, call = request.scope.get("route"), Call.of(request)
+    if not isinstance(route, EdgeRoute) or call.admitted:
+        return None
+    pools: Pools = request.app.state.runtime.pools
+    admit = functools.partial(auth.admit, request, call, limits=(), public=route.declaration.public)
     try:
-        await runtime.threads.run(functools.partial(runtime.limits.spend_budget, request=request))
-    except RateLimitExceeded as error:
-        return await _rate_limited(request, error)
+        await pools.run("requests", admit)
+    except DomainError as error:
+        return await _domain_error(request, error)
     except RedisError as error:
         return await _redis_down(request, error)
+    except CircuitOpen as error:
+        return await _circuit_open(request, error)
     return None
-
-
-async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RateLimitExceeded)
-    state: LimitState | None = getattr(request.state, "rate_limit", None)
-    headers = {"Retry-After": state.retry_after()} if state else None
-    scope = exc.limit.scope if exc.limit is not None else "unknown"
-    log.warning("rate_limited", limit=str(exc.limit.limit) if exc.limit else None, scope=scope)
-    metrics.RATE_LIMIT_REJECTIONS.labels(limit=scope).inc()
-    if request.url.path == "/login":
-        metrics.LOGIN_ATTEMPTS.labels(outcome="limited").inc()
-    return _json(429, {"detail": f"Rate limit exceeded: {exc.detail}"}, headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
         # A body that is not UTF-8 JSON is malformed input like any other: 422.
-        if refusal := await _budget_refusal(request):
+        if refusal := await _refusal_first(request):
             return refusal
         error = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not valid UTF-8 JSON"}
         return _json(422, {"detail": [error]})
@@ -84,14 +83,22 @@ def _allowed_methods(request: Request, fallback: Mapping[str, str] | None) -> di
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if refusal := await _budget_refusal(request):
+    if refusal := await _refusal_first(request):
         return refusal
-    # FastAPI's default echoes the submitted value (a password, say) in `input`.
-    errors = [
-        {key: value for key, value in error.items() if key not in ("input", "url")}
-        for error in exc.errors()
-    ]
+    route = request.scope.get("route")
+    errors = [_in_words(error, route) for error in exc.errors()]
     return _json(422, {"detail": jsonable_encoder(errors)})
+
+
+def _in_words(error: dict[str, Any], route: Any) -> dict[str, Any]:
+    """The error as a client should read it. FastAPI's default echoes the submitted value
+    (a password, say) in `input`: never sent."""
+    shown = {key: value for key, value in error.items() if key not in ("input", "url")}
+    location = tuple(shown.get("loc", ()))
+    if shown.get("type") == "extra_forbidden" and location[:1] == ("query",):
+        known = route.query_names if isinstance(route, EdgeRoute) else frozenset()
+        shown["msg"] = unknown_parameter(str(location[-1]), known)
+    return shown
 
 
 async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
@@ -119,10 +126,9 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     return _json(503, {"detail": "Database unavailable"}, UNAVAILABLE_HEADERS)
 
 
-def register_exception_handlers(app: FastAPI) -> None:
+def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(CircuitOpen, _circuit_open)

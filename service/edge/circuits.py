@@ -1,0 +1,124 @@
+"""Circuit breakers (pybreaker) around Redis and PostgreSQL: a dependency that times out or
+refuses connections a few times in a row is not asked again for a while, so requests that
+need it get their 503 in milliseconds instead of each waiting out its own timeout. After
+`reset_timeout` one call is let through (half-open) while every other is still refused; its
+success closes the circuit.
+
+The guards sit at our own call sites, one per unit of work: the session store's and the
+rate-limit storage's calls to Redis, the reset tokens', and `Database.session` (they take
+`Circuit.guard` as a plain context manager factory). An authenticated read passes one
+Redis guard and one PostgreSQL guard.
+
+Only signs that the server is gone or hung count: a connection refused or lost for good
+(redis-py retries a pooled connection that the server dropped once, on a new one), an
+answer that never came. A wrong query or a NOSCRIPT answer proves the server is there.
+"""
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pybreaker
+import redis
+from sqlalchemy import exc as sqlalchemy_errors
+
+from service import metrics
+from service.logging import get_logger
+
+log = get_logger("service")
+STATES = {"closed": 0, "half-open": 1, "open": 2}
+
+
+class CircuitOpen(Exception):
+    """The dependency failed just now; it is not asked again until the circuit half-opens."""
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(f"{dependency} circuit open")
+        self.dependency = dependency
+
+
+class _Listener(pybreaker.CircuitBreakerListener):
+    def __init__(self, dependency: str) -> None:
+        self.dependency = dependency
+
+    def failure(self, breaker: pybreaker.CircuitBreaker, error: BaseException) -> None:
+        metrics.DEPENDENCY_ERRORS.labels(dependency=self.dependency).inc()
+
+    def state_change(self, breaker: pybreaker.CircuitBreaker, old: Any, new: Any) -> None:
+        metrics.CIRCUIT_STATE.labels(dependency=self.dependency).set(STATES[new.name])
+        level = log.warning if new.name == "open" else log.info
+        level("circuit_" + new.name.replace("-", "_"), dependency=self.dependency)
+
+
+class Circuit:
+    def __init__(
+        self,
+        dependency: str,
+        *,
+        counts: Callable[[BaseException], bool],
+        fail_max: int = 2,
+        reset_timeout: float = 3,
+    ) -> None:
+        self.dependency = dependency
+        self._breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max,
+            reset_timeout=reset_timeout,
+            exclude=[lambda error: not counts(error)],
+            listeners=[_Listener(dependency)],
+            name=dependency,
+            # The dependency's own error goes on up (and is answered 503 as such).
+            throw_new_error_on_trip=False,
+        )
+        metrics.CIRCUIT_STATE.labels(dependency=dependency).set(0)
+        self._trial = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        return str(self._breaker.current_state)
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Run the block under the breaker; CircuitOpen at once while it is open, and while
+        another call is the one trial of a half-open circuit."""
+        trial = False
+        if self._breaker.current_state != "closed":
+            # pybreaker lets every call through once the timeout is over; one is enough.
+            trial = self._trial.acquire(blocking=False)
+            if not trial:
+                raise CircuitOpen(self.dependency)
+        try:
+            with self._breaker.calling():
+                yield
+        except pybreaker.CircuitBreakerError:
+            raise CircuitOpen(self.dependency) from None
+        finally:
+            if trial:
+                self._trial.release()
+
+
+def _redis_failure(error: BaseException) -> bool:
+    return isinstance(error, redis.ConnectionError | redis.TimeoutError | socket.timeout)
+
+
+# libpq's words for a server that cannot be reached, and db.timeouts' for one that does
+# not answer.
+_UNREACHABLE = ("connection to server", "could not connect", "no answer within", "timeout expired")
+
+
+def _database_failure(error: BaseException) -> bool:
+    if isinstance(error, sqlalchemy_errors.TimeoutError):
+        return True  # no pooled connection came free: they are all waiting on the server
+    if isinstance(error, sqlalchemy_errors.OperationalError):
+        message = str(error.orig or error)
+        return any(words in message for words in _UNREACHABLE)
+    return False
+
+
+def redis_circuit() -> Circuit:
+    return Circuit("redis", counts=_redis_failure)
+
+
+def database_circuit() -> Circuit:
+    return Circuit("postgresql", counts=_database_failure)

@@ -1,0 +1,205 @@
+"""Step 3: the route wrapper. Every route of the API is an `EdgeRoute`. It reads the one
+declaration on its endpoint (`declare`: public or not, which thread pool, which limits the
+route adds to the budget) and calls the endpoint in one hop into that pool, where the rest
+of the request happens in call order:
+
+    step4_auth.admit      verify the token, spend the budget (the session is checked in
+                          the same Redis round trip), 401 or 429
+    the endpoint          service/routes -> service/services -> db/ and sessions/
+    step5_budget.settle   give back a password guess that succeeded
+
+An endpoint without a declaration is protected: it needs a live session. It asks for its
+caller with a parameter annotated `service.deps.Caller`, which the wrapper fills once the
+session is known to be live (FastAPI never sees it), and for services with the other
+`Annotated` dependencies of service.deps.
+"""
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.edge import step4_auth as auth
+from service.edge import step5_budget as budget
+from service.edge.call import Call
+
+Endpoint = Callable[..., Any]
+E = TypeVar("E", bound=Endpoint)
+Pool = Literal["requests", "passwords"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """How a route is called: every option, in one place."""
+
+    # Answered without a live session (a token, when sent, still keys the budget).
+    public: bool = False
+    # "passwords" for the routes that hash a password: a login storm queues there without
+    # taking a thread that reads need.
+    pool: Pool = "requests"
+    # Limits the route adds to the budget, by name (service.limits.policy).
+    limits: tuple[str, ...] = ()
+
+
+DEFAULT = Declaration()
+_DECLARATION = "__edge_declaration__"
+
+
+def declare(
+    *, public: bool = False, hashes_passwords: bool = False, limits: tuple[str, ...] = ()
+) -> Callable[[E], E]:
+    """Declare how the endpoint below is called (see Declaration)."""
+    declaration = Declaration(public, "passwords" if hashes_passwords else "requests", limits)
+
+    def mark(endpoint: E) -> E:
+        setattr(endpoint, _DECLARATION, declaration)
+        return endpoint
+
+    return mark
+
+
+def declaration_of(endpoint: Endpoint) -> Declaration:
+    declaration: Declaration = getattr(endpoint, _DECLARATION, DEFAULT)
+    return declaration
+
+
+class _FromCall:
+    """Marks a parameter the wrapper fills with the caller (service.deps.Caller)."""
+
+
+FROM_CALL = _FromCall()
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The worker process's thread pools: AnyIO's worker threads, each pool a capacity
+    limiter sized by its own setting. Few request threads contend less for the GIL
+    (docs/performance.md)."""
+
+    requests: CapacityLimiter
+    passwords: CapacityLimiter
+    # Health checks and metrics: never in a pool that requests wait for.
+    operations: CapacityLimiter
+
+    @classmethod
+    def build(cls, *, requests: int, passwords: int) -> "Pools":
+        return cls(CapacityLimiter(requests), CapacityLimiter(passwords), CapacityLimiter(1))
+
+    async def run(self, pool: Pool, call: Callable[[], T]) -> T:
+        """Run `call` in a thread of `pool`; the request id bound for logging goes along."""
+        limiter = self.passwords if pool == "passwords" else self.requests
+        return await anyio.to_thread.run_sync(call, limiter=limiter)
+
+    async def run_operation(self, call: Callable[[], T]) -> T:
+        """Run `call` in the operations thread. A caller that stops waiting (a bounded
+        health check) leaves it to finish on its own."""
+        return await anyio.to_thread.run_sync(call, limiter=self.operations, abandon_on_cancel=True)
+
+
+_REQUEST = "edge_request"
+
+
+class EdgeRoute(APIRoute):
+    """A route whose endpoint runs as its declaration says (see the module's docstring)."""
+
+    def __init__(self, path: str, endpoint: Endpoint, **kwargs: Any) -> None:
+        self.declaration = declaration_of(endpoint)
+        self._body_name: str | None = None
+        super().__init__(path, self._wrap(endpoint), **kwargs)
+        self._body_name = self.body_field.name if self.body_field else None
+
+    @functools.cached_property
+    def query_names(self) -> frozenset[str]:
+        """The query parameters the route takes (those of its query model, if any)."""
+        names: set[str] = set()
+        for field in self.dependant.query_params:
+            model = field.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                names.update(info.alias or name for name, info in model.model_fields.items())
+            else:
+                names.add(field.alias)
+        return frozenset(names)
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+        if not self.dependant.query_params:
+            return handler
+
+        async def refuse_repeated_parameters_then_handle(request: Request) -> Response:
+            # FastAPI keeps the last of a repeated parameter; each of ours takes one value.
+            if request.scope["query_string"]:
+                names = [name for name, _ in request.query_params.multi_items()]
+                if len(names) != len(set(names)):
+                    raise RequestValidationError(self._repeated_or_unknown(names))
+            response: Response = await handler(request)
+            return response
+
+        return refuse_repeated_parameters_then_handle
+
+    def _repeated_or_unknown(self, names: list[str]) -> list[dict[str, Any]]:
+        errors = []
+        for name in dict.fromkeys(names):
+            if name not in self.query_names:
+                message = unknown_parameter(name, self.query_names)
+                errors.append({"type": "extra_forbidden", "loc": ("query", name), "msg": message})
+            elif names.count(name) > 1:
+                message = f"Query parameter {name!r} given more than once; it takes one value"
+                errors.append(
+                    {"type": "repeated_parameter", "loc": ("query", name), "msg": message}
+                )
+        return errors
+
+    def _wrap(self, endpoint: Endpoint) -> Endpoint:
+        declaration = self.declaration
+        signature = inspect.signature(endpoint)
+        parameters = list(signature.parameters.values())
+        callers = [p.name for p in parameters if _from_call(p.annotation)]
+        request_name = next((p.name for p in parameters if p.annotation is Request), None)
+        visible = [p for p in parameters if p.name not in callers]
+        if request_name is None:
+            visible.append(
+                inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+            )
+
+        def in_thread(request: Request, call: Call, arguments: dict[str, Any]) -> Any:
+            auth.admit(request, call, limits=declaration.limits, public=declaration.public)
+            for name in callers:
+                arguments[name] = call.principal
+            result = endpoint(**arguments)
+            if declaration.limits:
+                budget.settle(request, declaration.limits)
+            return result
+
+        async def call_endpoint(**arguments: Any) -> Any:
+            request: Request = arguments[request_name] if request_name else arguments.pop(_REQUEST)
+            call = Call.of(request)
+            if self._body_name is not None:
+                call.body = arguments.get(self._body_name)
+            pools: Pools = request.app.state.runtime.pools
+            return await pools.run(
+                declaration.pool, functools.partial(in_thread, request, call, arguments)
+            )
+
+        functools.update_wrapper(call_endpoint, endpoint)
+        call_endpoint.__signature__ = signature.replace(parameters=visible)  # type: ignore[attr-defined]
+        return call_endpoint
+
+
+def unknown_parameter(name: str, known: frozenset[str]) -> str:
+    return f"Unknown query parameter {name!r}; known: {', '.join(sorted(known))}"
+
+
+def _from_call(annotation: Any) -> bool:
+    return get_origin(annotation) is Annotated and any(
+        isinstance(extra, _FromCall) for extra in get_args(annotation)[1:]
+    )
