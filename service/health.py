@@ -1,10 +1,9 @@
 """Readiness: can this worker reach PostgreSQL and Redis right now?
 
 Answered on the event loop, never in the request pool, so neither a flood of probes nor a
-hung dependency can take the threads requests need: the Redis ping goes through the
-asyncio client, the PostgreSQL ping through the worker's one operations thread. Each check
-is bounded in time, one check runs at a time, and its result is reused for a second, so a
-flood of probes costs about one check per second.
+hung dependency can take the threads requests need: both pings run in the worker's one
+operations thread. Each check is bounded in time, one check runs at a time, and its result
+is reused for a second, so a flood of probes costs about one check per second.
 """
 
 import asyncio
