@@ -130,6 +130,7 @@ class Runtime:
         )
 
     def close(self) -> None:
+        self.pools.shutdown()
         self.outbox.close()
         self.database.dispose()
         self.redis.close()

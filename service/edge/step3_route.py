@@ -14,14 +14,15 @@ session is known to be live (FastAPI never sees it), and for services with the o
 `Annotated` dependencies of service.deps.
 """
 
+import asyncio
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -82,28 +83,42 @@ FROM_CALL = _FromCall()
 
 @dataclass(frozen=True)
 class Pools:
-    """The worker process's thread pools: AnyIO's worker threads, each pool a capacity
-    limiter sized by its own setting. Few request threads contend less for the GIL
-    (docs/performance.md)."""
+    """The worker process's thread pools, each sized by its own setting: few request
+    threads contend less for the GIL, and the routes that hash a password have their own.
+    Executors of our own rather than AnyIO's worker threads with a capacity limiter: the
+    hop measured cheaper (docs/performance.md, "The thread hop")."""
 
-    requests: CapacityLimiter
-    passwords: CapacityLimiter
+    requests: ThreadPoolExecutor
+    passwords: ThreadPoolExecutor
     # Health checks and metrics: never in a pool that requests wait for.
-    operations: CapacityLimiter
+    operations: ThreadPoolExecutor
 
     @classmethod
     def build(cls, *, requests: int, passwords: int) -> "Pools":
-        return cls(CapacityLimiter(requests), CapacityLimiter(passwords), CapacityLimiter(1))
+        return cls(
+            ThreadPoolExecutor(requests, thread_name_prefix="request"),
+            ThreadPoolExecutor(passwords, thread_name_prefix="password"),
+            ThreadPoolExecutor(1, thread_name_prefix="operations"),
+        )
 
     async def run(self, pool: Pool, call: Callable[[], T]) -> T:
-        """Run `call` in a thread of `pool`; the request id bound for logging goes along."""
-        limiter = self.passwords if pool == "passwords" else self.requests
-        return await anyio.to_thread.run_sync(call, limiter=limiter)
+        """Run `call` in a thread of `pool`, in a copy of the caller's context (the request
+        id bound for logging goes along)."""
+        return await _run_in(self.passwords if pool == "passwords" else self.requests, call)
 
     async def run_operation(self, call: Callable[[], T]) -> T:
         """Run `call` in the operations thread. A caller that stops waiting (a bounded
         health check) leaves it to finish on its own."""
-        return await anyio.to_thread.run_sync(call, limiter=self.operations, abandon_on_cancel=True)
+        return await _run_in(self.operations, call)
+
+    def shutdown(self) -> None:
+        for pool in (self.requests, self.passwords, self.operations):
+            pool.shutdown(wait=True)
+
+
+async def _run_in(pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(pool, context.run, call)
 
 
 _REQUEST = "edge_request"
