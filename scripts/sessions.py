@@ -21,7 +21,7 @@ from service.audit import sessions_revoked
 from service.config import Settings
 from service.logging import configure_logging
 from sessions import redis_client
-from sessions.store import SessionInfo, SessionStore
+from sessions.store import NotReplicated, SessionInfo, SessionStore
 
 COLUMNS = ("id", "user_id", "email", "created_at", "last_seen_at", "expires_at", "ip", "user_agent")
 
@@ -33,11 +33,16 @@ class CliError(Exception):
 class Admin:
     def __init__(self, settings: Settings) -> None:
         self.database = Database(make_engine(settings.database_url, pool_size=1))
-        self.redis = redis_client.connect(settings.redis_url, max_connections=4)
+        self.redis = redis_client.connect(
+            settings.redis_url, max_connections=4, socket_timeout=settings.redis_socket_timeout
+        )
+        # A kill is a revocation like any other: as durable as the service's own.
         self.store = SessionStore(
             self.redis,
             session_ttl_seconds=settings.session_ttl_seconds,
             idle_timeout_seconds=settings.session_idle_timeout_seconds,
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
         )
 
     def user_id(self, email: str) -> int:
@@ -144,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except NotReplicated as error:
+        # REDIS_WAIT_REPLICAS: the revocation holds on the master but is not yet safe
+        # from a failover. Running the same command again is safe.
+        print(f"error: not confirmed by the replicas ({error}); run it again", file=sys.stderr)
+        return 2
     finally:
         admin.close()
 

@@ -166,14 +166,10 @@ def check_postgresql(url: str, seconds: float) -> None:
 
 
 def check_redis(url: str, seconds: float) -> None:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+    from sessions import redis_client
 
-    # redis-py retries 10 times by default: one attempt here, wait_for does the retrying.
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=seconds, socket_timeout=seconds, retry=Retry(NoBackoff(), 0)
-    )
+    # One node, a Sentinel service's master or a Cluster, as the service will reach it.
+    client = redis_client.connect(url, max_connections=2, socket_timeout=seconds)
     try:
         client.ping()
     finally:
@@ -188,8 +184,17 @@ def postgresql_address(url: str) -> str:
 
 
 def redis_address(url: str) -> str:
-    parsed = urlsplit(url)
-    return f"{parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or '/0'}"
+    """Where REDIS_URL points, without its credentials."""
+    from sessions import redis_client
+
+    location = redis_client.parse(url)
+    if location.topology == "node":
+        parsed = urlsplit(url)
+        return f"{parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or '/0'}"
+    hosts = ",".join(f"{host}:{port}" for host, port in location.hosts)
+    if location.topology == "sentinel":
+        return f"sentinels {hosts}, service {location.service_name}, db {location.db}"
+    return f"cluster {hosts}"
 
 
 def wait_for(

@@ -7,6 +7,7 @@ from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from db.settings import DatabaseSettings
+from sessions import redis_client
 
 EXAMPLE_JWT_SECRET = "change-me-to-a-long-random-secret-of-32-bytes-or-more"  # noqa: S105 (the value refused in production)
 MIN_JWT_SECRET_BYTES = 32
@@ -17,7 +18,13 @@ class Settings(DatabaseSettings):
     reads as well."""
 
     app_env: Literal["development", "test", "production"] = "development"
+    # One node (redis://), a Sentinel service (redis+sentinel://) or a Cluster
+    # (redis+cluster://): sessions/redis_client.py.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Replicas that must acknowledge a revocation (WAIT) before it is answered; 0 for one
+    # node. No acknowledgement within the timeout: 503, the revocation is not claimed.
+    redis_wait_replicas: int = Field(default=0, ge=0, le=16)
+    redis_wait_timeout_ms: int = Field(default=500, ge=1, le=10_000)
     jwt_secret: SecretStr = SecretStr(EXAMPLE_JWT_SECRET)
     jwt_issuer: str = "tasks-service"
     jwt_audience: str = "tasks-api"
@@ -75,6 +82,17 @@ class Settings(DatabaseSettings):
                     f"or a path: {origin!r}"
                 )
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def known_redis_topology(cls, url: str) -> str:
+        redis_client.parse(url)
+        return url
+
+    @property
+    def redis_socket_timeout(self) -> float:
+        """Long enough for a WAIT to answer within its own timeout."""
+        return max(redis_client.SOCKET_TIMEOUT_SECONDS, self.redis_wait_timeout_ms / 1000 + 0.5)
 
     @property
     def cors_origin_set(self) -> frozenset[str]:

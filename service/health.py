@@ -1,16 +1,21 @@
-"""Readiness: can this worker reach PostgreSQL and Redis right now?
+"""Readiness: would this worker serve a request that needs PostgreSQL and Redis, now?
 
-Answered on the event loop, never in the request pool, so neither a flood of probes nor a
-hung dependency can take the threads requests need: both pings run in the worker's one
-operations thread. Each check is bounded in time, one check runs at a time, and its result
-is reused for a second, so a flood of probes costs about one check per second.
+A dependency is ready when its circuit breaker lets calls through and it answered a ping
+within the last second. The ping runs under the same breaker as the requests: while the
+breaker refuses requests, readiness says so without asking (no 200 while requests get a
+503), and when it lets a trial through, the ping may be that trial (no 503 once requests
+would be served). Answered on the event loop, never in the request pool: the pings run in
+the worker's one operations thread, bounded in time, one check at a time, so a flood of
+probes costs about one ping per dependency per second.
 """
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from service.edge.circuits import Circuit
 from service.logging import get_logger
 
 log = get_logger("health")
@@ -18,31 +23,41 @@ CHECK_TIMEOUT_SECONDS = 2.0
 REUSE_SECONDS = 1.0
 
 
+@dataclass
+class Dependency:
+    circuit: Circuit
+    # A ping that runs under `circuit` (CircuitOpen at once while it refuses).
+    ping: Callable[[], Awaitable[Any]]
+    answered_at: float = field(default=float("-inf"))
+
+    def ready(self, now: float) -> bool:
+        return self.circuit.state == "closed" and now - self.answered_at < REUSE_SECONDS
+
+
 class Readiness:
-    def __init__(self, checks: dict[str, Callable[[], Awaitable[Any]]]) -> None:
-        self._checks = checks
-        self._last: tuple[float, dict[str, bool]] | None = None
-        self._running: asyncio.Task[dict[str, bool]] | None = None
+    def __init__(self, dependencies: dict[str, Dependency]) -> None:
+        self._dependencies = dependencies
+        self._running: asyncio.Task[None] | None = None
 
     async def status(self) -> dict[str, bool]:
-        """Each dependency's name and whether it answered."""
-        if self._last is not None and time.monotonic() - self._last[0] < REUSE_SECONDS:
-            return self._last[1]
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._check_all())
-        return await asyncio.shield(self._running)
+        """Each dependency's name and whether this worker would use it now."""
+        if not all(d.ready(time.monotonic()) for d in self._dependencies.values()):
+            if self._running is None or self._running.done():
+                self._running = asyncio.create_task(self._check_stale())
+            await asyncio.shield(self._running)
+        now = time.monotonic()
+        return {name: d.ready(now) for name, d in self._dependencies.items()}
 
-    async def _check_all(self) -> dict[str, bool]:
-        names = list(self._checks)
-        results = await asyncio.gather(*(self._check(name) for name in names))
-        status = dict(zip(names, results, strict=True))
-        self._last = (time.monotonic(), status)
-        return status
+    async def _check_stale(self) -> None:
+        now = time.monotonic()
+        stale = {name: d for name, d in self._dependencies.items() if not d.ready(now)}
+        await asyncio.gather(*(self._check(name, d) for name, d in stale.items()))
 
-    async def _check(self, name: str) -> bool:
+    async def _check(self, name: str, dependency: Dependency) -> None:
         try:
-            await asyncio.wait_for(self._checks[name](), CHECK_TIMEOUT_SECONDS)
+            await asyncio.wait_for(dependency.ping(), CHECK_TIMEOUT_SECONDS)
         except Exception as error:  # noqa: BLE001 (any failure means "not ready")
+            dependency.answered_at = float("-inf")
             log.warning("dependency_unavailable", dependency=name, error=type(error).__name__)
-            return False
-        return True
+        else:
+            dependency.answered_at = time.monotonic()

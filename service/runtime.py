@@ -3,13 +3,11 @@
 
 from dataclasses import dataclass
 
-import redis
-
 from db.engine import Database, make_engine
 from service.config import Settings
 from service.edge.circuits import Circuit, database_circuit, redis_circuit
 from service.edge.step3_route import Pools
-from service.health import Readiness
+from service.health import Dependency, Readiness
 from service.limits.policy import RateLimits
 from service.mail import Mailer, Outbox, SmtpSettings
 from service.services.accounts import AccountService
@@ -27,7 +25,7 @@ from sessions.tokens import TokenCodec
 class Runtime:
     settings: Settings
     database: Database
-    redis: redis.Redis
+    redis: redis_client.Client
     sessions: SessionStore
     tokens: TokenCodec
     passwords: PasswordHasher
@@ -54,7 +52,11 @@ class Runtime:
             guard=database_breaker.guard,
         )
         # One pool for the session store, the rate limiter and the reset tokens.
-        client = redis_client.connect(settings.redis_url, max_connections=settings.worker_threads)
+        client = redis_client.connect(
+            settings.redis_url,
+            max_connections=settings.worker_threads,
+            socket_timeout=settings.redis_socket_timeout,
+        )
         sessions = SessionStore(
             client,
             session_ttl_seconds=settings.session_ttl_seconds,
@@ -62,6 +64,8 @@ class Runtime:
             refresh_grace_seconds=settings.refresh_grace_seconds,
             max_sessions_per_user=settings.max_sessions_per_user,
             guard=redis_breaker.guard,
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
         )
         tokens = TokenCodec(
             secret=settings.jwt_secret.get_secret_value(),
@@ -89,6 +93,7 @@ class Runtime:
             passwords=passwords,
             limits=RateLimits(
                 client=client,
+                topology=redis_client.parse(settings.redis_url).topology,
                 sessions=sessions,
                 guard=redis_breaker.guard,
                 budget=settings.rate_limit,
@@ -123,8 +128,10 @@ class Runtime:
             database_circuit=database_breaker,
             readiness=Readiness(
                 {
-                    "postgresql": lambda: pools.run_operation(database.ping),
-                    "redis": lambda: pools.run_operation(ping_redis),
+                    "postgresql": Dependency(
+                        database_breaker, lambda: pools.run_operation(database.ping)
+                    ),
+                    "redis": Dependency(redis_breaker, lambda: pools.run_operation(ping_redis)),
                 }
             ),
         )

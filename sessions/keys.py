@@ -10,7 +10,11 @@ Redis Cluster slot:
 - `sessions:{u:<uid>}`        sorted set of the user's session ids, scored by absolute end.
 - `credentials:{u:<uid>}`     the account's credentials version as of its last password
   change, reset or deletion: a login that read an older one starts no session.
-- `session-owner:<sid>`       the user id of a session, so an admin can find it by id alone.
+- `revoked:{u:<uid>}`         when the user's sessions last changed in a way that must
+  survive a failover (a revocation, a rotation, a login): with REDIS_WAIT_REPLICAS it is
+  written with every such change, so that a retried one always has a write to wait for.
+- `session-owner:<sid>`       the user id of a session, so an admin can find it by id alone
+  (no hash tag: it is written and deleted apart from the user's other keys).
 """
 
 SESSION_KEY_PATTERN = "session:*"
@@ -34,6 +38,10 @@ def index_key(user_id: int) -> str:
 
 def credentials_key(user_id: int) -> str:
     return f"credentials:{user_tag(user_id)}"
+
+
+def revoked_key(user_id: int) -> str:
+    return f"revoked:{user_tag(user_id)}"
 
 
 def owner_key(session_id: str) -> str:

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-from redis import Redis
-
 from sessions.keys import user_tag
 from sessions.lua import LuaScript
+from sessions.redis_client import Client
 from sessions.refresh import hash_secret
 
 # What a token looks like (also stated in OpenAPI): the account's id, then the secret.
@@ -54,7 +53,7 @@ class ResetToken:
 class ResetTokens:
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         *,
         ttl_seconds: int,
         guard: Callable[[], AbstractContextManager[None]] = nullcontext,

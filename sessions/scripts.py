@@ -107,6 +107,15 @@ end
 return result
 """
 
+# KEYS: session, spent set, user index. ARGV: session id.
+# Ends one session; returns 1 when it was live.
+REVOKE_ONE = """
+local live = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return live
+"""
+
 # KEYS: user index, credentials version.
 # ARGV: session key prefix, spent key prefix, session id to keep (or ''),
 #       new credentials version (or '' to leave it), its ttl seconds.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from redis import Redis
+from redis.client import Pipeline
 
 from sessions import scripts
 from sessions.keys import (
@@ -16,10 +16,12 @@ from sessions.keys import (
     credentials_key,
     index_key,
     owner_key,
+    revoked_key,
     session_key,
     spent_key,
 )
 from sessions.lua import LuaScript
+from sessions.redis_client import Client, node_for
 from sessions.refresh import RefreshToken, hash_secret
 
 
@@ -46,6 +48,15 @@ class SessionInfo:
     def expires_at(self) -> float:
         """When the session ends if it is not used again."""
         return min(self.absolute_expires_at, self.idle_expires_at)
+
+
+class NotReplicated(Exception):
+    """Fewer replicas than REDIS_WAIT_REPLICAS acknowledged a revocation in time: it holds
+    on the master, but a failover now could undo it. Nothing is claimed; the caller may
+    retry (every revocation can be repeated)."""
+
+    def __init__(self, acknowledged: int, wanted: int) -> None:
+        super().__init__(f"{acknowledged} of {wanted} replicas acknowledged the write")
 
 
 class CredentialsChanged(Exception):
@@ -80,24 +91,32 @@ class Rotation:
 
 
 class SessionStore:
-    """Sessions on one Redis client. Every public method is one call under `guard` (the
-    service's circuit breaker for Redis)."""
+    """Sessions on one Redis client (one node, a Sentinel-managed master or a Cluster).
+    Every public method calls Redis under `guard` (the service's circuit breaker).
+
+    Every write that ends or replaces a session (a revocation, a rotation, a login that
+    may evict one) is answered only once `wait_replicas` replicas acknowledged it (Redis
+    WAIT, on the same connection, at most `wait_timeout_ms`); else NotReplicated."""
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         *,
         session_ttl_seconds: int,
         idle_timeout_seconds: int,
         refresh_grace_seconds: float = 10,
         max_sessions_per_user: int = 10,
         guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
         clock: Callable[[], float] = time.time,
     ):
         # The time the store believes it is (tests pass their own to skip ahead).
         self._clock = clock
         self._redis = redis
         self._guard = guard
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.session_ttl_seconds = session_ttl_seconds
         self.idle_timeout_seconds = idle_timeout_seconds
         self.refresh_grace_seconds = refresh_grace_seconds
@@ -107,6 +126,7 @@ class SessionStore:
         self._rotate = LuaScript(scripts.ROTATE)
         self._create = LuaScript(scripts.CREATE)
         self._revoke_all = LuaScript(scripts.REVOKE_ALL)
+        self._revoke_one = LuaScript(scripts.REVOKE_ONE)
 
     def create(
         self, *, user_id: int, credentials_version: int, jti: str, ip: str, user_agent: str
@@ -144,10 +164,10 @@ class SessionStore:
             absolute_end,
             *(item for pair in fields.items() for item in pair),
         ]
-        with self._guard(), self._redis.pipeline(transaction=False) as pipe:
-            self._create(pipe, keys, args)
-            pipe.set(owner_key(session_id), user_id, pxat=int(absolute_end * 1000))
-            outcome, _ = pipe.execute()
+        # First the owner (another Cluster slot): an admin can find every live session.
+        with self._guard():
+            self._redis.set(owner_key(session_id), user_id, pxat=int(absolute_end * 1000))
+        [outcome] = self._write(user_id, lambda pipe: self._create(pipe, keys, args))
         status, *evicted = (_text(part) for part in outcome)
         if status == "stale":
             with self._guard():
@@ -198,8 +218,8 @@ class SessionStore:
             salt,
             issued_at,
         ]
-        with self._guard():
-            outcome, *given = (_text(part) for part in self._rotate(self._redis, keys, args))
+        [answer] = self._write(token.user_id, lambda pipe: self._rotate(pipe, keys, args))
+        outcome, *given = (_text(part) for part in answer)
         result = RotationResult(outcome)
         if result is RotationResult.ROTATED:
             return Rotation(result, jti=new_jti, issued_at=issued_at, refresh=successor)
@@ -214,12 +234,16 @@ class SessionStore:
         return Rotation(result)
 
     def revoke(self, *, user_id: int, session_id: str) -> bool:
-        with self._guard(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(session_key(user_id, session_id))
-            pipe.delete(spent_key(user_id, session_id), owner_key(session_id))
-            pipe.zrem(index_key(user_id), session_id)
-            deleted, _, _ = pipe.execute()
-        return bool(deleted)
+        """End one session; True when it was live."""
+        keys = [
+            session_key(user_id, session_id),
+            spent_key(user_id, session_id),
+            index_key(user_id),
+        ]
+        [live] = self._write(user_id, lambda pipe: self._revoke_one(pipe, keys, [session_id]))
+        with self._guard():
+            self._redis.delete(owner_key(session_id))
+        return bool(live)
 
     def revoke_all(
         self,
@@ -241,8 +265,28 @@ class SessionStore:
             "" if credentials_version is None else credentials_version,
             self.session_ttl_seconds,
         ]
-        with self._guard():
-            return int(self._revoke_all(self._redis, keys, args))
+        [ended] = self._write(user_id, lambda pipe: self._revoke_all(pipe, keys, args))
+        return int(ended)
+
+    def _write(self, user_id: int, queue: Callable[[Pipeline], Any]) -> list[Any]:
+        """Run what `queue` adds to a pipeline, in one round trip to the node that holds
+        the user's keys, and return its answers. With `wait_replicas`, the pipeline also
+        writes the user's `revoked` marker (so that a repeated revocation, which may find
+        nothing left to delete, still has a write to wait for: replication keeps order)
+        and then WAITs; fewer acknowledgements than asked raise NotReplicated."""
+        node = node_for(self._redis, index_key(user_id))
+        with self._guard(), node.pipeline(transaction=False) as pipe:
+            queue(pipe)
+            if self.wait_replicas:
+                pipe.set(revoked_key(user_id), self._clock(), ex=self.session_ttl_seconds)
+                pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)  # type: ignore[no-untyped-call]
+            answers: list[Any] = pipe.execute()
+        if not self.wait_replicas:
+            return answers
+        acknowledged = int(answers[-1])
+        if acknowledged < self.wait_replicas:
+            raise NotReplicated(acknowledged, self.wait_replicas)
+        return answers[:-2]
 
     def list_for_user(self, user_id: int) -> list[SessionInfo]:
         """The user's live sessions, newest first; index entries of expired ones are pruned."""

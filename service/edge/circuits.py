@@ -1,8 +1,9 @@
 """Circuit breakers (pybreaker) around Redis and PostgreSQL: a dependency that times out or
 refuses connections a few times in a row is not asked again for a while, so requests that
 need it get their 503 in milliseconds instead of each waiting out its own timeout. After
-`reset_timeout` one call is let through (half-open) while every other is still refused; its
-success closes the circuit.
+`reset_timeout` (half a second) one call is let through (half-open) while every other is
+still refused; its success closes the circuit, so a worker serves again within about half
+a second of the dependency's return (a readiness probe is such a call too).
 
 The guards sit at our own call sites, one per unit of work: the session store's and the
 rate-limit storage's calls to Redis, the reset tokens', and `Database.session` (they take
@@ -59,7 +60,7 @@ class Circuit:
         *,
         counts: Callable[[BaseException], bool],
         fail_max: int = 2,
-        reset_timeout: float = 3,
+        reset_timeout: float = 0.5,
     ) -> None:
         self.dependency = dependency
         self._breaker = pybreaker.CircuitBreaker(

@@ -27,6 +27,7 @@ from service.edge.circuits import CircuitOpen
 from service.edge.step3_route import EdgeRoute, Pools, unknown_parameter
 from service.errors import DomainError
 from service.logging import get_logger
+from sessions.store import NotReplicated
 
 log = get_logger("service")
 UNAVAILABLE_HEADERS = {"Retry-After": "5"}
@@ -106,6 +107,14 @@ async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
     return _json(503, {"detail": "Session store unavailable"}, UNAVAILABLE_HEADERS)
 
 
+async def _not_replicated(_: Request, exc: Exception) -> JSONResponse:
+    # The revocation holds on the Redis master, but too few replicas have it to be sure
+    # it survives a failover: not claimed. Repeating it is safe.
+    log.error("revocation_not_replicated", error=str(exc))
+    detail = "Session store could not confirm the change on its replicas; retry"
+    return _json(503, {"detail": detail}, {"Retry-After": "1"})
+
+
 async def _circuit_open(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CircuitOpen)
     if exc.dependency == "redis":
@@ -132,6 +141,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(CircuitOpen, _circuit_open)
+    app.add_exception_handler(NotReplicated, _not_replicated)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(PoolTimeoutError, _database_down)
     app.add_exception_handler(DBAPIError, _database_down)

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from fastapi import Request
 from limits import RateLimitItem, parse
 from slowapi import Limiter
@@ -30,7 +29,8 @@ from slowapi.errors import RateLimitExceeded
 
 from db.emails import canonical_email
 from service.edge.call import Call, Window
-from service.limits.storage import ServiceRedisStorage, session_budget_key
+from service.limits.storage import STORAGES, session_budget_key
+from sessions.redis_client import Client, Topology
 from sessions.store import SessionStore
 
 KeyFunction = Callable[[Request], str]
@@ -76,7 +76,8 @@ class RateLimits:
     def __init__(
         self,
         *,
-        client: redis.Redis,
+        client: Client,
+        topology: Topology,
         sessions: SessionStore,
         guard: Callable[[], Any],
         budget: str,
@@ -89,7 +90,7 @@ class RateLimits:
         self._canonical_email_of = canonical_email_of
         self.limiter = Limiter(
             key_func=caller_key,
-            storage_uri=f"{ServiceRedisStorage.STORAGE_SCHEME[0]}://",
+            storage_uri=f"{STORAGES[topology].STORAGE_SCHEME[0]}://",
             storage_options={"client": client, "sessions": sessions, "guard": guard},  # type: ignore[dict-item]
             strategy="fixed-window",
             # Our storage answers the window reads from the hit itself; the edge renders

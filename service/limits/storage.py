@@ -13,7 +13,11 @@ limiting and the session check meet.
    client IP instead: a dead token never spends its owner's budget. SlowAPI's Limiter still
    makes every decision: it compares the count with the limit and raises the 429.
 
-Every call to Redis runs under `guard` (the service's circuit breaker for Redis).
+Every call to Redis runs under `guard` (the service's circuit breaker for Redis), on the
+service's own client (one pool and one breaker with the session store), whatever the
+topology: `limits`' own storage for one node, for Sentinel and for Cluster, each given that
+client instead of building one of its own (and reading nothing from replicas: a counter
+there may lag).
 """
 
 import re
@@ -24,10 +28,11 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
-from limits.storage import RedisStorage
+from limits.storage import RedisClusterStorage, RedisSentinelStorage, RedisStorage
 from limits.storage.base import Storage
 
 from sessions.keys import user_tag
+from sessions.redis_client import Client, Topology
 from sessions.scripts import LIVE_SESSION_FUNCTION
 from sessions.store import SessionStore
 from sessions.tokens import AccessClaims
@@ -72,17 +77,14 @@ def user_budget_key(user_id: int) -> str:
     return f"user:{user_tag(user_id)}"
 
 
-class ServiceRedisStorage(RedisStorage):
-    """limits' Redis storage on the service's own Redis client (the one the session store
-    uses: one pool and one circuit breaker)."""
-
-    STORAGE_SCHEME = ["redis+service"]  # noqa: RUF012 (limits registers the scheme)
+class _ServiceStorage(RedisStorage):
+    """What the three storages below add to `limits`' own (see the module's docstring)."""
 
     def __init__(
         self,
         uri: str,
         *,
-        client: redis.Redis,
+        client: Client,
         sessions: SessionStore,
         guard: Callable[[], AbstractContextManager[None]],
         key_prefix: str = RedisStorage.PREFIX,
@@ -100,6 +102,9 @@ class ServiceRedisStorage(RedisStorage):
         # EVALSHA: the script is sent once, then named by its hash.
         self._count = client.register_script(COUNT)
         self.initialize_storage(uri)
+
+    def get_connection(self, readonly: bool = False) -> Any:
+        return self.storage
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         keys, args = self._count_call(key, expiry, amount)
@@ -147,3 +152,22 @@ class ServiceRedisStorage(RedisStorage):
             self._windows[key] = (count, reset_at)
             if len(self._windows) > REMEMBERED_WINDOWS:
                 del self._windows[next(iter(self._windows))]
+
+
+class ServiceRedisStorage(_ServiceStorage):
+    STORAGE_SCHEME = ["redis+service"]  # noqa: RUF012 (limits registers the scheme)
+
+
+class ServiceRedisSentinelStorage(_ServiceStorage, RedisSentinelStorage):
+    STORAGE_SCHEME = ["redis+sentinel+service"]  # noqa: RUF012
+
+
+class ServiceRedisClusterStorage(_ServiceStorage, RedisClusterStorage):
+    STORAGE_SCHEME = ["redis+cluster+service"]  # noqa: RUF012
+
+
+STORAGES: dict[Topology, type[_ServiceStorage]] = {
+    "node": ServiceRedisStorage,
+    "sentinel": ServiceRedisSentinelStorage,
+    "cluster": ServiceRedisClusterStorage,
+}

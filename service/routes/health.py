@@ -2,6 +2,7 @@
 rate limits, and answered on the event loop, never in the request thread pool."""
 
 import hmac
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -28,15 +29,17 @@ async def read_liveness() -> dict[str, str]:
     responses={503: {"model": NotReady, "description": "PostgreSQL or Redis does not answer"}},
 )
 async def read_readiness(request: Request) -> Any:
-    """Readiness: PostgreSQL and Redis both answer. Route no traffic to an instance that
-    answers 503 here. Checked at most once a second, and within 2 seconds even when a
-    dependency hangs."""
+    """Readiness: this worker would serve a request that needs PostgreSQL and Redis
+    (their circuit breakers let calls through and they answered within the last second).
+    Route no traffic to an instance that answers 503 here. Answered within 2 seconds even
+    when a dependency hangs. `worker` names the process that answered."""
     runtime: Runtime = request.app.state.runtime
     checks = await runtime.readiness.status()
     failing = [name for name, ok in checks.items() if not ok]
-    body = {
+    body: dict[str, Any] = {
         "status": "unavailable" if failing else "ok",
         "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()},
+        "worker": os.getpid(),
     }
     if failing:
         body["detail"] = f"Unavailable: {', '.join(failing)}"
