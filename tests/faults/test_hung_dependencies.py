@@ -132,7 +132,7 @@ def private_postgres() -> Iterator[PostgresServer]:
     server = PostgresServer()
     server.start()
     yield server
-    server.stop()
+    server.close()
 
 
 def test_a_frozen_postgresql_is_refused_fast_and_recovers(

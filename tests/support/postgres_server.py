@@ -98,6 +98,7 @@ class PostgresServer:
         self._signal_all(signal.SIGCONT)
 
     def stop(self) -> None:
+        """Stop the server; its data stays, so `start` brings it back."""
         if self.process is not None and self.process.poll() is None:
             self.thaw()
             self._signal_all(signal.SIGTERM)
@@ -106,4 +107,8 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self._signal_all(signal.SIGKILL)
                 self.process.wait()
+
+    def close(self) -> None:
+        """Stop the server and remove its data."""
+        self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
