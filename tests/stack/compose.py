@@ -141,10 +141,13 @@ class Stack:
     project: str
     env: dict[str, str]
     log_dir: Path
+    # docker-compose.yml, and any overlay given after it (-f ... -f ...).
+    files: tuple[Path, ...] = (COMPOSE_FILE,)
     attached: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def command(self, *args: str) -> list[str]:
-        return ["docker", "compose", "-p", self.project, "-f", str(COMPOSE_FILE), *args]
+        names = [arg for path in self.files for arg in ("-f", str(path))]
+        return ["docker", "compose", "-p", self.project, *names, *args]
 
     def environment(self) -> dict[str, str]:
         inherited = {
@@ -288,10 +291,11 @@ def running_stack(
     *,
     up_args: Sequence[str] = ("--build",),
     replicas: int = 1,
+    overlays: Sequence[Path] = (),
 ) -> Iterator[Stack]:
-    """A stack started with `docker compose up UP_ARGS` attached; `down -v` at the end,
-    whatever happened."""
-    stack = Stack(project, env, log_dir)
+    """A stack started with `docker compose [-f docker-compose.yml -f OVERLAY...] up
+    UP_ARGS` attached; `down -v` at the end, whatever happened."""
+    stack = Stack(project, env, log_dir, files=(COMPOSE_FILE, *overlays))
     try:
         process = stack.up_attached(*up_args)
         stack.wait_until_healthy(process, replicas=replicas)

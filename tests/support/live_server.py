@@ -76,3 +76,24 @@ class LiveServer:
 
 # The `start_server` fixture: start a live server with extra environment variables.
 StartServer = Callable[..., LiveServer]
+
+
+def ready_by_worker(
+    server: LiveServer, dependency: str, *, until: str, workers: int, within: float
+) -> dict[int, float]:
+    """Ask /health/ready on a new connection each time (so that every worker gets asked)
+    until each of the server's `workers` answered `until` ("ok" or "unavailable") for
+    `dependency`; when each first did. The status and the check agree on every answer."""
+    first: dict[int, float] = {}
+    deadline = time.monotonic() + within
+    while len(first) < workers:
+        assert time.monotonic() < deadline, f"workers seen {until}: {sorted(first)}"
+        response = requests.get(
+            f"{server.url}/health/ready", headers={"Connection": "close"}, timeout=10
+        )
+        body = response.json()
+        assert (response.status_code == 200) == (body["status"] == "ok"), body
+        if body["checks"][dependency] == until:
+            first.setdefault(body["worker"], time.monotonic())
+        time.sleep(0.02)
+    return first
