@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from service import metrics
+from service.config import EXAMPLE_JWT_WARNING
 from service.errors import NotAuthenticated, NotFound
 from service.runtime import Runtime
 from service.schemas.health import Liveness, NotReady, Readiness
@@ -34,9 +35,10 @@ async def read_readiness(request: Request) -> Any:
     runtime: Runtime = request.app.state.runtime
     checks = await runtime.readiness.status()
     failing = [name for name, ok in checks.items() if not ok]
-    body = {
+    body: dict[str, Any] = {
         "status": "unavailable" if failing else "ok",
         "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()},
+        "warning": EXAMPLE_JWT_WARNING if runtime.settings.uses_example_secret else None,
     }
     if failing:
         body["detail"] = f"Unavailable: {', '.join(failing)}"

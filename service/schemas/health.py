@@ -18,10 +18,15 @@ class Readiness(ResponseBody):
     """Whether this instance can reach its dependencies right now."""
 
     model_config = examples(
-        {"status": "ok", "checks": {"postgresql": "ok", "redis": "ok"}},
+        {"status": "ok", "checks": {"postgresql": "ok", "redis": "ok"}, "warning": None},
     )
     status: CheckStatus
     checks: dict[str, CheckStatus] = Field(description="Each dependency: postgresql, redis")
+    warning: str | None = Field(
+        default=None,
+        description="A configuration that must not reach production (the example "
+        "JWT_SECRET), in words; null when there is none. The status stays as it is.",
+    )
 
 
 class NotReady(Readiness):
@@ -31,6 +36,7 @@ class NotReady(Readiness):
         {
             "status": "unavailable",
             "checks": {"postgresql": "unavailable", "redis": "ok"},
+            "warning": None,
             "detail": "Unavailable: postgresql",
         }
     )
