@@ -46,13 +46,13 @@ def unmet(requirements: list[Requirement], lock: dict[str, str]) -> list[str]:
 
 def test_the_locks_pin_every_declared_dependency_within_its_range() -> None:
     runtime, dev = declared()
-    runtime_lock, dev_lock = locked("requirements.lock"), locked("requirements-dev.lock")
+    runtime_lock, dev_lock = locked("requirements.txt"), locked("requirements-dev.lock")
     assert unmet(runtime, runtime_lock) == [], "run ./scripts/lock.sh"
     assert unmet(runtime + dev, dev_lock) == [], "run ./scripts/lock.sh"
 
 
 def test_the_dev_lock_runs_the_runtime_lock_s_versions() -> None:
-    runtime_lock, dev_lock = locked("requirements.lock"), locked("requirements-dev.lock")
+    runtime_lock, dev_lock = locked("requirements.txt"), locked("requirements-dev.lock")
     assert {name: dev_lock.get(name) for name in runtime_lock} == runtime_lock
 
 
