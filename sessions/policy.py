@@ -14,6 +14,7 @@ attacker tries first:
 Messages say which rule failed, never the password.
 """
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -22,6 +23,15 @@ from zxcvbn.frequency_lists import FREQUENCY_LISTS
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 MIN_LOCAL_PART = 3
+# Python's whitespace (str.isspace), spelled out so that one pattern states the rules a
+# schema can: not only whitespace, not one character repeated, no NUL (ECMA and Python
+# regular expressions read it alike).
+WHITESPACE = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f"
+    r"\u205f\u3000"
+)
+SCHEMA_PATTERN = rf"^(?![{WHITESPACE}]*$)(?!([\s\S])\1*$)[^\u0000]*$"
+_ONLY_WHITESPACE = re.compile(rf"[{WHITESPACE}]*")
 
 
 @lru_cache(maxsize=1)
@@ -40,7 +50,7 @@ def password_problem(password: str, *, email: str | None = None) -> str | None:
         return f"must be at least {MIN_LENGTH} characters"
     if len(password) > MAX_LENGTH:
         return f"must be at most {MAX_LENGTH} characters"
-    if not password.strip():
+    if _ONLY_WHITESPACE.fullmatch(password):
         return "must not be only whitespace"
     if len(set(password)) == 1:
         return "must not be one character repeated"

@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from service.schemas.common import NO_NUL, Documented, Input, ResponseBody, examples
 from sessions.devices import MAX_LENGTH as DEVICE_TOKEN_MAX
-from sessions.policy import MAX_LENGTH, MIN_LENGTH, password_problem
+from sessions.policy import MAX_LENGTH, MIN_LENGTH, SCHEMA_PATTERN, password_problem
 from sessions.resets import MAX_TOKEN_LENGTH
 
 # email-validator's rules, which the schema's `format: email` does not say: at most 254
@@ -59,6 +59,9 @@ def _within_policy(password: str) -> str:
 NewPassword = Annotated[
     Password,
     AfterValidator(_within_policy),
+    # The rules a pattern can state (no NUL, not only whitespace, not one character
+    # repeated); the others are in the description.
+    Documented({"pattern": SCHEMA_PATTERN}),
     Field(
         description=f"{MIN_LENGTH} to {MAX_LENGTH} characters; not among the 30,000 most "
         "common passwords, not only whitespace, not one character repeated, and not "
