@@ -26,6 +26,7 @@ async def read_liveness() -> dict[str, str]:
 @router.get(
     "/health/ready",
     response_model=Readiness,
+    response_model_exclude_none=True,
     responses={503: {"model": NotReady, "description": "PostgreSQL or Redis does not answer"}},
 )
 async def read_readiness(request: Request) -> Any:
@@ -38,8 +39,9 @@ async def read_readiness(request: Request) -> Any:
     body: dict[str, Any] = {
         "status": "unavailable" if failing else "ok",
         "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()},
-        "warning": EXAMPLE_JWT_WARNING if runtime.settings.uses_example_secret else None,
     }
+    if runtime.settings.uses_example_secret:
+        body["warning"] = EXAMPLE_JWT_WARNING
     if failing:
         body["detail"] = f"Unavailable: {', '.join(failing)}"
         return JSONResponse(status_code=503, content=body)

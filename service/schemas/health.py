@@ -1,6 +1,6 @@
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from service.schemas.common import ResponseBody, examples
 
@@ -17,15 +17,17 @@ class Liveness(ResponseBody):
 class Readiness(ResponseBody):
     """Whether this instance can reach its dependencies right now."""
 
-    model_config = examples(
-        {"status": "ok", "checks": {"postgresql": "ok", "redis": "ok"}, "warning": None},
+    # `warning` is sent only when there is one: not required.
+    model_config = ConfigDict(
+        **examples({"status": "ok", "checks": {"postgresql": "ok", "redis": "ok"}}),
+        json_schema_serialization_defaults_required=False,
     )
     status: CheckStatus
     checks: dict[str, CheckStatus] = Field(description="Each dependency: postgresql, redis")
     warning: str | None = Field(
         default=None,
         description="A configuration that must not reach production (the example "
-        "JWT_SECRET), in words; null when there is none. The status stays as it is.",
+        "JWT_SECRET), in words; absent when there is none. The status stays as it is.",
     )
 
 
@@ -36,7 +38,6 @@ class NotReady(Readiness):
         {
             "status": "unavailable",
             "checks": {"postgresql": "unavailable", "redis": "ok"},
-            "warning": None,
             "detail": "Unavailable: postgresql",
         }
     )
