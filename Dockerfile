@@ -24,7 +24,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /build
-COPY requirements.lock .
+COPY requirements.txt .
 # pip's settings for this step only, as build secrets (compose: PIP_BUILD_CONFIG, a pip.conf
 # naming a PyPI mirror; PIP_BUILD_CA, the CA bundle of an intercepting proxy). Secrets are
 # never part of a layer, and this stage is discarded anyway; absent or empty, pip's
@@ -34,7 +34,7 @@ RUN --mount=type=secret,id=pip_config \
     if [ -s /run/secrets/pip_config ]; then export PIP_CONFIG_FILE=/run/secrets/pip_config; fi \
     && if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
     && pip download --no-cache-dir --require-hashes --no-deps --only-binary=:all: \
-       --dest /wheels -r requirements.lock
+       --dest /wheels -r requirements.txt
 
 # ---- stage 2: runtime ----
 FROM ${PYTHON_IMAGE} AS runtime
@@ -60,13 +60,13 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin app
 
-# Dependencies first, in their own layer: it is rebuilt only when requirements.lock changes.
+# Dependencies first, in their own layer: it is rebuilt only when requirements.txt changes.
 # The wheels are bind-mounted from the builder, so they never land in a layer; their hashes
 # are checked again against the lock, and --no-deps installs nothing the lock does not list.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/tmp/wheels \
-    --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
+    --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     pip install --no-cache-dir --no-index --find-links=/tmp/wheels \
-       --require-hashes --no-deps -r /tmp/requirements.lock
+       --require-hashes --no-deps -r /tmp/requirements.txt
 
 WORKDIR /app
 # Only what the app needs (the .dockerignore keeps caches, tests and secrets out as well).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes requirements.lock (runtime) and requirements-dev.lock (runtime + dev) from the
+# Writes requirements.txt (runtime) and requirements-dev.lock (runtime + dev) from the
 # dependencies declared in pyproject.toml: every package pinned, with the hashes of all its
 # files. Resolved for CPython 3.11 on Linux x86_64 (this machine, CI and the image): one set
 # of versions for every interpreter from 3.11 on, so the tests run what the image runs.
@@ -17,6 +17,6 @@ compile() {
     --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
     --custom-compile-command ./scripts/lock.sh "$@"
 }
-compile --output-file requirements.lock "$@"
+compile --output-file requirements.txt "$@"
 # The dev lock is held to the runtime lock's versions: the tests run what the image runs.
-compile --extra dev --constraint requirements.lock --output-file requirements-dev.lock "$@"
+compile --extra dev --constraint requirements.txt --output-file requirements-dev.lock "$@"

@@ -11,6 +11,10 @@ from sessions import redis_client
 
 EXAMPLE_JWT_SECRET = "change-me-to-a-long-random-secret-of-32-bytes-or-more"  # noqa: S105 (the value refused in production)
 MIN_JWT_SECRET_BYTES = 32
+EXAMPLE_JWT_WARNING = (
+    "JWT_SECRET is the public example value: anyone can sign tokens for this server. Set a "
+    "random secret (see README, 'Run without Docker'); production refuses to start without one."
+)
 
 
 class Settings(DatabaseSettings):
@@ -34,8 +38,13 @@ class Settings(DatabaseSettings):
     rate_limit: str = "100/minute"
     login_rate_limit: str = "10/minute"
     register_rate_limit: str = "20/hour"
-    # Failed logins per account, from every client together (distributed guessing).
+    # Failed logins per account, from every client together (distributed guessing), of
+    # logins that present no valid device token of the account.
     login_account_rate_limit: str = "50/hour"
+    # Failed logins per device, for logins that present a valid device token.
+    login_device_rate_limit: str = "5/15minutes"
+    # How long a device token (answered by every successful login) stays valid.
+    device_token_ttl_seconds: int = Field(default=90 * 86_400, ge=60, le=400 * 86_400)
     # A refresh token just rotated away still gets the same new pair for this long.
     refresh_grace_seconds: float = Field(default=10, ge=0, le=300)
     # A login beyond this ends the user's least recently used session.
@@ -107,6 +116,7 @@ class Settings(DatabaseSettings):
         "login_rate_limit",
         "register_rate_limit",
         "login_account_rate_limit",
+        "login_device_rate_limit",
         "password_reset_rate_limit",
     )
     @classmethod

@@ -1,6 +1,6 @@
 """Domain errors. Each carries its HTTP status; one handler renders them all."""
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class DomainError(Exception):
@@ -62,3 +62,19 @@ class InvalidResetToken(DomainError):
 class PreconditionFailed(DomainError):
     status_code = 412
     detail = "The task has changed: If-Match names none of its current ETags"
+
+
+class PasswordRefused(Exception):
+    """A new password the policy refuses for reasons only the account tells (it contains
+    the account's email): answered 422 in the shape of a validation error, at `field`."""
+
+    status_code = 422
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
+        self.problem = problem
+
+    def errors(self) -> list[dict[str, Any]]:
+        message = f"Password {self.problem}"
+        return [{"loc": ["body", self.field], "msg": message, "type": "password_policy"}]

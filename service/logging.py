@@ -17,6 +17,7 @@ SECRET_KEYS = frozenset(
         "token",
         "access_token",
         "refresh_token",
+        "device_token",
         "authorization",
         "jwt_secret",
     }

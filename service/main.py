@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi_offline import FastAPIOffline
 
 from service import metrics
-from service.config import Settings, get_settings
+from service.config import EXAMPLE_JWT_WARNING, Settings, get_settings
 from service.edge import openapi, step6_errors
 from service.edge.step1_protocol import MAX_HEADER_BYTES
 from service.edge.step2_asgi import EdgeMiddleware
@@ -49,12 +49,6 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
                 runtime.limits.validate(context.original_route.declaration.limits)
         app.state.runtime = runtime
         log.info("service_started", app_env=settings.app_env)
-        if settings.uses_example_secret:
-            log.warning(
-                "example_jwt_secret",
-                detail="JWT_SECRET is the public example value: anyone can sign tokens for "
-                "this server. Set a random secret (production refuses to start without one).",
-            )
         yield
         runtime.close()
         metrics.process_exiting()
@@ -66,6 +60,10 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(level=settings.log_level, log_format=settings.log_format)
+    if settings.uses_example_secret:
+        # The first line the server logs (uvicorn builds the app before it says anything),
+        # and /health/ready says it too.
+        log.error("example_jwt_secret", detail=EXAMPLE_JWT_WARNING)
     # Swagger UI (/docs) and ReDoc (/redoc) with their scripts and styles served from
     # DOCS_ASSETS, not a CDN: the pages work offline and load nothing from another host.
     app = FastAPIOffline(

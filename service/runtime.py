@@ -15,6 +15,7 @@ from service.services.passwords import PasswordService
 from service.services.sessions import SessionService
 from service.services.tasks import TaskService
 from sessions import redis_client
+from sessions.devices import DeviceTokens
 from sessions.passwords import PasswordHasher
 from sessions.resets import ResetTokens
 from sessions.store import SessionStore
@@ -76,7 +77,29 @@ class Runtime:
         passwords = PasswordHasher(concurrency=settings.password_hash_concurrency)
         pools = Pools.build(requests=settings.thread_pool_size, passwords=settings.password_threads)
         accounts = AccountService(
-            database=database, sessions=sessions, tokens=tokens, passwords=passwords
+            database=database,
+            sessions=sessions,
+            tokens=tokens,
+            passwords=passwords,
+            devices=DeviceTokens(
+                secret=settings.jwt_secret.get_secret_value(),
+                ttl_seconds=settings.device_token_ttl_seconds,
+            ),
+        )
+        limits = RateLimits(
+            client=client,
+            topology=redis_client.parse(settings.redis_url).topology,
+            sessions=sessions,
+            guard=redis_breaker.guard,
+            budget=settings.rate_limit,
+            login=settings.login_rate_limit,
+            login_account=settings.login_account_rate_limit,
+            login_device=settings.login_device_rate_limit,
+            register=settings.register_rate_limit,
+            password_reset=settings.password_reset_rate_limit,
+            canonical_email_of=accounts.canonical_email_of,
+            account_of=accounts.account_of,
+            devices=accounts.devices,
         )
         outbox = Outbox()
 
@@ -91,18 +114,7 @@ class Runtime:
             sessions=sessions,
             tokens=tokens,
             passwords=passwords,
-            limits=RateLimits(
-                client=client,
-                topology=redis_client.parse(settings.redis_url).topology,
-                sessions=sessions,
-                guard=redis_breaker.guard,
-                budget=settings.rate_limit,
-                login=settings.login_rate_limit,
-                login_account=settings.login_account_rate_limit,
-                register=settings.register_rate_limit,
-                password_reset=settings.password_reset_rate_limit,
-                canonical_email_of=accounts.canonical_email_of,
-            ),
+            limits=limits,
             pools=pools,
             outbox=outbox,
             accounts=accounts,
@@ -122,6 +134,7 @@ class Runtime:
                 ),
                 outbox=outbox,
                 reset_url=settings.password_reset_url,
+                clear_login_failures=limits.clear_login_failures,
             ),
             tasks=TaskService(database=database),
             redis_circuit=redis_breaker,

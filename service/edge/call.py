@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from db.models import User
 from sessions.tokens import AccessClaims
 
 
@@ -40,6 +41,13 @@ class Window:
         return str(max(1, math.ceil(self.reset_at - time.time())))
 
 
+@dataclass(frozen=True, slots=True)
+class AccountLookup:
+    """The account a login's email reaches (`user` None: no account), looked up once."""
+
+    user: User | None
+
+
 @dataclass(slots=True)
 class Call:
     request_id: str
@@ -54,6 +62,11 @@ class Call:
     body: Any = None
     # The canonical email that keys the account's limits, once looked up.
     account_key: str | None = None
+    # The account a login's email reaches, when the login sent a device token: looked up
+    # to check the token, and reused by the login itself.
+    login_account: AccountLookup | None = None
+    # The device a valid device token of that account names (service.limits.policy).
+    device_id: str | None = None
     # The rate-limit window the response reports (X-RateLimit-*).
     window: Window | None = None
     # The budget has been spent for this request (by its route or its 401/422 answer).

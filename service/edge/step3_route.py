@@ -8,6 +8,12 @@ of the request happens in call order:
     the endpoint          service/routes -> service/services -> db/ and sessions/
     step5_budget.settle   give back a password guess that succeeded
 
+Before the hop, on the event loop, the route refuses what it cannot take: a body that is
+not sent as JSON (no Content-Type, or another media type: 415 naming the accepted ones;
+`application/merge-patch+json` is accepted as well on PATCH, no other `+json` type) and a
+query parameter given twice. Both are answered by the error step (step6_errors), which
+admits the request first, like any malformed one.
+
 An endpoint without a declaration is protected: it needs a live session. It asks for its
 caller with a parameter annotated `service.deps.Caller`, which the wrapper fills once the
 session is known to be live (FastAPI never sees it), and for services with the other
@@ -145,21 +151,32 @@ class EdgeRoute(APIRoute):
                 names.add(field.alias)
         return frozenset(names)
 
+    @functools.cached_property
+    def media_types(self) -> tuple[str, ...]:
+        """The media types the route's body may be sent as; none when it takes no body."""
+        if self.body_field is None:
+            return ()
+        return (JSON, MERGE_PATCH) if "PATCH" in (self.methods or ()) else (JSON,)
+
     def get_route_handler(self) -> Callable[[Request], Any]:
         handler = super().get_route_handler()
-        if not self.dependant.query_params:
+        media_types, queried = self.media_types, bool(self.dependant.query_params)
+        if not media_types and not queried:
             return handler
 
-        async def refuse_repeated_parameters_then_handle(request: Request) -> Response:
+        async def refuse_what_the_route_cannot_take_then_handle(request: Request) -> Response:
+            if media_types and media_type(request) not in media_types:
+                # Before FastAPI reads the body as whatever it is; admitted like a 422.
+                raise UnsupportedMediaType(media_types)
             # FastAPI keeps the last of a repeated parameter; each of ours takes one value.
-            if request.scope["query_string"]:
+            if queried and request.scope["query_string"]:
                 names = [name for name, _ in request.query_params.multi_items()]
                 if len(names) != len(set(names)):
                     raise RequestValidationError(self._repeated_or_unknown(names))
             response: Response = await handler(request)
             return response
 
-        return refuse_repeated_parameters_then_handle
+        return refuse_what_the_route_cannot_take_then_handle
 
     def _repeated_or_unknown(self, names: list[str]) -> list[dict[str, Any]]:
         errors = []
@@ -208,6 +225,27 @@ class EdgeRoute(APIRoute):
         functools.update_wrapper(call_endpoint, endpoint)
         call_endpoint.__signature__ = signature.replace(parameters=visible)  # type: ignore[attr-defined]
         return call_endpoint
+
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class UnsupportedMediaType(Exception):
+    """The request's body is not of a media type the route takes (415). Raised before the
+    route is admitted: the error step admits it first (its 401 or 429 comes sooner)."""
+
+    def __init__(self, accepted: tuple[str, ...]) -> None:
+        self.accepted = accepted
+        names = " or ".join(accepted)
+        super().__init__(f"Unsupported media type: send the body as {names}")
+        self.detail = str(self)
+
+
+def media_type(request: Request) -> str | None:
+    """The request's media type, lower-case and without parameters (`charset=utf-8`)."""
+    value = request.headers.get("content-type")
+    return value.partition(";")[0].strip().lower() if value is not None else None
 
 
 def unknown_parameter(name: str, known: frozenset[str]) -> str:

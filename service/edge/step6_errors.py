@@ -24,13 +24,14 @@ from starlette.routing import compile_path
 from service.edge import step4_auth as auth
 from service.edge.call import Call
 from service.edge.circuits import CircuitOpen
-from service.edge.step3_route import EdgeRoute, Pools, unknown_parameter
-from service.errors import DomainError
+from service.edge.step3_route import EdgeRoute, Pools, UnsupportedMediaType, unknown_parameter
+from service.errors import DomainError, PasswordRefused
 from service.logging import get_logger
 from sessions.store import NotReplicated
 
 log = get_logger("service")
 UNAVAILABLE_HEADERS = {"Retry-After": "5"}
+PATTERN_MISMATCH = "The value does not have the form this field takes (see its description)"
 
 
 def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -93,13 +94,38 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _in_words(error: dict[str, Any], route: Any) -> dict[str, Any]:
     """The error as a client should read it. FastAPI's default echoes the submitted value
-    (a password, say) in `input`: never sent."""
+    (a password, say) in `input`: never sent. Nor is a regular expression: the schemas
+    say their patterns in words (service.schemas.common.Documented); any pattern left is
+    named as a shape, never shown."""
     shown = {key: value for key, value in error.items() if key not in ("input", "url")}
     location = tuple(shown.get("loc", ()))
     if shown.get("type") == "extra_forbidden" and location[:1] == ("query",):
         known = route.query_names if isinstance(route, EdgeRoute) else frozenset()
         shown["msg"] = unknown_parameter(str(location[-1]), known)
+    context = shown.get("ctx")
+    if isinstance(context, dict) and "pattern" in context:
+        shown["msg"] = PATTERN_MISMATCH
+        context = {key: value for key, value in context.items() if key != "pattern"}
+        shown["ctx"] = context
+        if not context:
+            del shown["ctx"]
     return shown
+
+
+async def _unsupported_media_type(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UnsupportedMediaType)
+    if refusal := await _refusal_first(request):
+        return refusal
+    # RFC 5789: a 415 to a PATCH names the patch documents the resource takes.
+    accepted = ", ".join(exc.accepted)
+    headers = {"Accept-Patch": accepted} if request.method == "PATCH" else None
+    return _json(415, {"detail": exc.detail}, headers)
+
+
+async def _password_refused(_: Request, exc: Exception) -> JSONResponse:
+    # Found by the service once the account is known; the same shape as a schema's 422.
+    assert isinstance(exc, PasswordRefused)
+    return _json(exc.status_code, {"detail": exc.errors()})
 
 
 async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
@@ -139,6 +165,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(PasswordRefused, _password_refused)
+    app.add_exception_handler(UnsupportedMediaType, _unsupported_media_type)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(CircuitOpen, _circuit_open)
     app.add_exception_handler(NotReplicated, _not_replicated)

@@ -8,9 +8,14 @@ Redis (counted in `service.limits.storage`).
   ask for the current one). `LOGIN_RATE_LIMIT` per client IP and account, and
   `LOGIN_ACCOUNT_RATE_LIMIT` failures per account from every client together: each attempt
   counts as a failure until it succeeds (`forgive`), so attempts in flight count too and
-  the check comes before any password hash.
+  the check comes before any password hash. A login that presents a valid device token of
+  the account (sessions.devices) is exempt from the account-wide limit (so that guesses
+  spread over many clients never lock the owner out) and counts against
+  `LOGIN_DEVICE_RATE_LIMIT`, that device's own failures, instead. A successful password
+  reset clears the account's failures (`clear_login_failures`).
 - `registration`: `REGISTER_RATE_LIMIT` per client IP.
-- `password_reset`: `PASSWORD_RESET_RATE_LIMIT` per client IP and per address.
+- `password_reset`: `PASSWORD_RESET_RATE_LIMIT` per client IP and per address; its 429
+  says that the links already mailed still work.
 
 A route names the limits it adds to the budget (service.edge.step3_route); `check` runs
 SlowAPI's shared limits for that set, budget first, in the calling thread.
@@ -28,14 +33,22 @@ from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
 from db.emails import canonical_email
-from service.edge.call import Call, Window
+from db.models import User
+from service.edge.call import AccountLookup, Call, Window
 from service.limits.storage import STORAGES, session_budget_key
+from sessions.devices import DeviceTokens
+from sessions.keys import user_tag
 from sessions.redis_client import Client, Topology
 from sessions.store import SessionStore
 
 KeyFunction = Callable[[Request], str]
+Exemption = Callable[[Request], bool]
 BUDGET = "budget"
 LIMIT_NAMES = ("password_guess", "registration", "password_reset")
+RESET_REFUSAL = (
+    "{rate}. The reset links already mailed still work until they expire: use the newest "
+    "one, or wait before asking again"
+)
 
 
 def _key_function(key: KeyFunction) -> KeyFunction:
@@ -70,6 +83,13 @@ class Rule:
     key: KeyFunction
     # Counts attempts until they succeed: a success gives its count back.
     failures_only: bool = False
+    # Whether the rule does not apply to a request (neither checked nor counted).
+    exempt_when: Exemption | None = None
+    # What the 429 says after "Rate limit exceeded: " (default: the rate).
+    refusal: str | None = None
+
+    def applies(self, request: Request) -> bool:
+        return self.exempt_when is None or not self.exempt_when(request)
 
 
 class RateLimits:
@@ -83,11 +103,17 @@ class RateLimits:
         budget: str,
         login: str,
         login_account: str,
+        login_device: str,
         register: str,
         password_reset: str,
         canonical_email_of: Callable[[int], str | None],
+        account_of: Callable[[str], User | None],
+        devices: DeviceTokens,
     ) -> None:
         self._canonical_email_of = canonical_email_of
+        self._account_of = account_of
+        self._devices = devices
+        self._guard = guard
         self.limiter = Limiter(
             key_func=caller_key,
             storage_uri=f"{STORAGES[topology].STORAGE_SCHEME[0]}://",
@@ -106,16 +132,35 @@ class RateLimits:
         def ip_and_account(request: Request) -> str:
             return f"ip:{Call.of(request).client_ip}:{account(request)}"
 
+        @_key_function
+        def device(request: Request) -> str:
+            # Only asked when the request has a valid device token (`device_exempt`).
+            call = Call.of(request)
+            assert call.login_account is not None and call.login_account.user is not None
+            return f"device:{user_tag(call.login_account.user.id)}:{call.device_id}"
+
+        def with_device(request: Request) -> bool:
+            return self._device(request) is not None
+
+        def without_device(request: Request) -> bool:
+            return self._device(request) is None
+
         self._budget = Rule(parse(budget), BUDGET, caller_key)
+        self._account_failures = Rule(
+            parse(login_account), "login-account", account, True, with_device
+        )
+        reset_rate = parse(password_reset)
+        reset_refusal = RESET_REFUSAL.format(rate=reset_rate)
         self._rules: dict[str, tuple[Rule, ...]] = {
             "password_guess": (
                 Rule(parse(login), "login", ip_and_account),
-                Rule(parse(login_account), "login-account", account, failures_only=True),
+                self._account_failures,
+                Rule(parse(login_device), "login-device", device, True, without_device),
             ),
             "registration": (Rule(parse(register), "register", ip_key),),
             "password_reset": (
-                Rule(parse(password_reset), "password-reset-ip", ip_key),
-                Rule(parse(password_reset), "password-reset-email", account),
+                Rule(reset_rate, "password-reset-ip", ip_key, refusal=reset_refusal),
+                Rule(reset_rate, "password-reset-email", account, refusal=reset_refusal),
             ),
         }
 
@@ -127,21 +172,29 @@ class RateLimits:
 
     def window(self, request: Request, names: tuple[str, ...]) -> Window:
         """The window of the limit closest to refusing, among those `check` just spent."""
-        windows = [self._window(request, rule) for rule in self._applied(names)]
+        windows = [self._window(request, rule) for rule in self._applied(names, request)]
         return min(windows, key=lambda window: (window.remaining, window.reset_at))
 
     def refusal(self, request: Request, error: RateLimitExceeded) -> tuple[str, Window]:
         """The scope of the limit that refused, and its window."""
         limit = error.limit
         assert limit is not None
-        rule = Rule(limit.limit, limit.scope, limit.key_func)
+        rules = [self._budget, *(rule for rules in self._rules.values() for rule in rules)]
+        rule = next(rule for rule in rules if rule.scope == limit.scope)
         return rule.scope, self._window(request, rule)
 
     def forgive(self, request: Request, names: tuple[str, ...]) -> None:
         """A password check that succeeded gives back the failure it was counted as."""
-        for rule in self._applied(names):
+        for rule in self._applied(names, request):
             if rule.failures_only:
                 self.limiter.limiter.hit(rule.rate, rule.key(request), rule.scope, cost=-1)
+
+    def clear_login_failures(self, email: str) -> None:
+        """Forget the failed logins counted against the account with this canonical email
+        (a successful password reset: the owner is back in control)."""
+        rule = self._account_failures
+        with self._guard():
+            self.limiter.limiter.clear(rule.rate, f"email:{email}", rule.scope)
 
     def validate(self, names: tuple[str, ...]) -> None:
         unknown = set(names) - self._rules.keys()
@@ -149,8 +202,12 @@ class RateLimits:
             raise ValueError(f"unknown rate limits {sorted(unknown)}; known: {LIMIT_NAMES}")
         self._checker(names)
 
-    def _applied(self, names: tuple[str, ...]) -> list[Rule]:
-        return [self._budget, *(rule for name in names for rule in self._rules[name])]
+    def _applied(self, names: tuple[str, ...], request: Request | None = None) -> list[Rule]:
+        """The rules of `names`, budget first; with a request, those that apply to it."""
+        rules = [self._budget, *(rule for name in names for rule in self._rules[name])]
+        if request is None:
+            return rules
+        return [rule for rule in rules if rule.applies(request)]
 
     def _window(self, request: Request, rule: Rule) -> Window:
         stats = self.limiter.limiter.get_window_stats(rule.rate, rule.key(request), rule.scope)
@@ -167,9 +224,31 @@ class RateLimits:
         # The decorator applied first is evaluated first: the budget, whose hit also
         # checks the session, before any limit keyed by the caller's account.
         for rule in self._applied(names):
-            shared = self.limiter.shared_limit(str(rule.rate), scope=rule.scope, key_func=rule.key)
+            shared = self.limiter.shared_limit(
+                str(rule.rate),
+                scope=rule.scope,
+                key_func=rule.key,
+                exempt_when=rule.exempt_when,
+                error_message=rule.refusal,
+            )
             checked = shared(checked)
         return checked
+
+    def _device(self, request: Request) -> str | None:
+        """The device a login's valid device token names (None: no token, or not a valid
+        one of this account). The account is looked up once, and only when a token came."""
+        call = Call.of(request)
+        token = getattr(call.body, "device_token", None)
+        if token is None:
+            return None
+        if call.login_account is None:
+            user = self._account_of(self._account_email(request))
+            call.login_account = AccountLookup(user)
+            if user is not None:
+                call.device_id = self._devices.device_of(
+                    token, user_id=user.id, email=user.email_canonical
+                )
+        return call.device_id
 
     def _account_email(self, request: Request) -> str:
         """The account a password guess or reset is about, canonically: the submitted

@@ -29,7 +29,7 @@ def read_me(caller: Caller, accounts: Accounts) -> Response:
 @router.post(
     "/me/password",
     response_model=PasswordChanged,
-    responses=error_responses(401, 403, 413, 422, 429, 503),
+    responses=error_responses(401, 403, 413, 415, 422, 429, 503),
 )
 @declare(hashes_passwords=True, limits=("password_guess",))
 def change_password(body: PasswordChange, caller: Caller, passwords: Passwords) -> Response:
@@ -48,7 +48,7 @@ def change_password(body: PasswordChange, caller: Caller, passwords: Passwords) 
 @router.delete(
     "/me",
     response_model=AccountDeleted,
-    responses=error_responses(401, 403, 413, 422, 429, 503),
+    responses=error_responses(401, 403, 413, 415, 422, 429, 503),
 )
 @declare(hashes_passwords=True, limits=("password_guess",))
 def delete_me(body: AccountDeletion, caller: Caller, accounts: Accounts) -> Response:

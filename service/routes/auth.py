@@ -8,6 +8,7 @@ from service.edge.step3_route import EdgeRoute, declare
 from service.responses import NO_STORE, json_response
 from service.schemas.auth import (
     Credentials,
+    LoginTokens,
     Message,
     PasswordForgot,
     PasswordReset,
@@ -28,7 +29,7 @@ router = APIRouter(tags=["auth"], route_class=EdgeRoute)
     "/register",
     status_code=201,
     response_model=UserRead,
-    responses=error_responses(409, 413, 422, 429, 503),
+    responses=error_responses(409, 413, 415, 422, 429, 503),
 )
 @declare(public=True, hashes_passwords=True, limits=("registration",))
 def register(body: Registration, accounts: Accounts) -> Response:
@@ -41,27 +42,36 @@ def register(body: Registration, accounts: Accounts) -> Response:
 
 @router.post(
     "/login",
-    response_model=TokenPair,
-    responses=error_responses(401, 413, 422, 429, 503),
+    response_model=LoginTokens,
+    responses=error_responses(401, 413, 415, 422, 429, 503),
 )
 @declare(public=True, hashes_passwords=True, limits=("password_guess",))
 def login(body: Credentials, request: Request, accounts: Accounts) -> Response:
-    """Start a session: an access token (a short-lived JWT) and a refresh token. An
-    unknown email and a wrong password get the same 401, in the same time. Limited by
-    `LOGIN_RATE_LIMIT` per client IP and account, and `LOGIN_ACCOUNT_RATE_LIMIT`
-    failures per account from all clients. Past `MAX_SESSIONS_PER_USER` live sessions,
-    the least recently used one ends."""
-    client = ClientInfo(
-        ip=Call.of(request).client_ip, user_agent=request.headers.get("user-agent", "")
+    """Start a session: an access token (a short-lived JWT), a refresh token, and a device
+    token to keep and send with the next logins of this client. An unknown email and a
+    wrong password get the same 401, in the same time. Limited by `LOGIN_RATE_LIMIT` per
+    client IP and account, and `LOGIN_ACCOUNT_RATE_LIMIT` failures per account from all
+    clients; a login that sends a valid device token of the account is counted against
+    `LOGIN_DEVICE_RATE_LIMIT` (that device's failures) instead of the account-wide limit,
+    so guesses from elsewhere never lock its owner out. A forged, expired or other
+    account's device token is ignored. Past `MAX_SESSIONS_PER_USER` live sessions, the
+    least recently used one ends."""
+    call = Call.of(request)
+    client = ClientInfo(ip=call.client_ip, user_agent=request.headers.get("user-agent", ""))
+    tokens = accounts.login(
+        email=str(body.email),
+        password=body.password,
+        client=client,
+        device_token=body.device_token,
+        known=call.login_account,
     )
-    tokens = accounts.login(email=str(body.email), password=body.password, client=client)
     return json_response(tokens, headers=NO_STORE)
 
 
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    responses=error_responses(401, 413, 422, 429, 503),
+    responses=error_responses(401, 413, 415, 422, 429, 503),
 )
 @declare(public=True)
 def refresh(body: RefreshRequest, accounts: Accounts) -> Response:
@@ -77,7 +87,7 @@ def refresh(body: RefreshRequest, accounts: Accounts) -> Response:
     "/password/forgot",
     status_code=202,
     response_model=Message,
-    responses=error_responses(413, 422, 429, 503),
+    responses=error_responses(413, 415, 422, 429, 503),
 )
 @declare(public=True, limits=("password_reset",))
 def forgot_password(body: PasswordForgot, passwords: Passwords) -> Response:
@@ -91,7 +101,7 @@ def forgot_password(body: PasswordForgot, passwords: Passwords) -> Response:
 @router.post(
     "/password/reset",
     response_model=Message,
-    responses=error_responses(400, 413, 422, 429, 503),
+    responses=error_responses(400, 413, 415, 422, 429, 503),
 )
 @declare(public=True, hashes_passwords=True)
 def reset_password(body: PasswordReset, passwords: Passwords) -> Response:

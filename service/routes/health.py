@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from service import metrics
+from service.config import EXAMPLE_JWT_WARNING
 from service.errors import NotAuthenticated, NotFound
 from service.runtime import Runtime
 from service.schemas.health import Liveness, NotReady, Readiness
@@ -26,6 +27,7 @@ async def read_liveness() -> dict[str, str]:
 @router.get(
     "/health/ready",
     response_model=Readiness,
+    response_model_exclude_none=True,
     responses={503: {"model": NotReady, "description": "PostgreSQL or Redis does not answer"}},
 )
 async def read_readiness(request: Request) -> Any:
@@ -41,6 +43,8 @@ async def read_readiness(request: Request) -> Any:
         "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()},
         "worker": os.getpid(),
     }
+    if runtime.settings.uses_example_secret:
+        body["warning"] = EXAMPLE_JWT_WARNING
     if failing:
         body["detail"] = f"Unavailable: {', '.join(failing)}"
         return JSONResponse(status_code=503, content=body)

@@ -1,16 +1,36 @@
 """The caller's sessions, one by one."""
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from service.deps import Caller, OwnSessions
 from service.edge.step3_route import EdgeRoute
 from service.responses import json_response
-from service.schemas.common import error_responses
+from service.schemas.common import Documented, error_responses
 from service.schemas.sessions import SessionList, SessionRevoked
 
-SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+
+
+def _session_id(value: str) -> str:
+    if not _SESSION_ID.fullmatch(value):
+        raise PydanticCustomError(
+            "string_pattern_mismatch", "A session id has only letters, digits, '-' and '_'"
+        )
+    return value
+
+
+# The rule is in the schema as a pattern, and in words in the 422.
+SessionId = Annotated[
+    str,
+    Path(min_length=1, max_length=64),
+    AfterValidator(_session_id),
+    Documented({"pattern": _SESSION_ID.pattern.join("^$")}),
+]
 router = APIRouter(prefix="/sessions", tags=["sessions"], route_class=EdgeRoute)
 
 

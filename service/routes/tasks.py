@@ -50,7 +50,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=EdgeRoute)
     "",
     status_code=201,
     response_model=TaskRead,
-    responses=responses(413, success=201, etag=True, location=True),
+    responses=responses(413, 415, success=201, etag=True, location=True),
     summary="Create a task",
     description="Creates a task of the caller's. Answers 201 with the task, its path in "
     "`Location` and its `ETag`.",
@@ -104,7 +104,7 @@ def get_task(
 @router.put(
     "/{task_id}",
     response_model=TaskRead,
-    responses=responses(404, 412, 413, etag=True),
+    responses=responses(404, 412, 413, 415, etag=True),
     summary="Replace a task",
     description="Replaces the task's title, description and status (absent optional "
     "fields take their defaults). Conditional on `If-Match` when sent.",
@@ -123,7 +123,7 @@ def replace_task(
 @router.patch(
     "/{task_id}",
     response_model=TaskRead,
-    responses=responses(404, 412, 413, etag=True),
+    responses=responses(404, 412, 413, 415, etag=True),
     openapi_extra=MERGE_PATCH_BODY,
     summary="Update some fields of a task",
     description="A JSON merge patch (RFC 7396), sent as `application/json` or "

@@ -1,26 +1,50 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from service.schemas.common import NoNulStr, ResponseBody, examples
-from sessions.policy import MAX_LENGTH, MIN_LENGTH, password_problem
-from sessions.resets import TOKEN_PATTERN
+from service.schemas.common import NO_NUL, Documented, Input, ResponseBody, examples
+from sessions.devices import MAX_LENGTH as DEVICE_TOKEN_MAX
+from sessions.policy import MAX_LENGTH, MIN_LENGTH, SCHEMA_PATTERN, password_problem
+from sessions.resets import MAX_TOKEN_LENGTH
 
+# email-validator's rules, which the schema's `format: email` does not say: at most 254
+# characters, and no special-use domain (RFC 6761: .arpa, .invalid, .local, .localhost,
+# .onion, .test), which the pattern states (case-insensitively, as the rule is).
+MAX_EMAIL_LENGTH = 254
+_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+SPECIAL_USE_PATTERN = (
+    "^(?!.*[@.](?:"
+    + "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in _SPECIAL_USE)
+    + r")\.?$)"
+)
 Email = Annotated[
     EmailStr,
-    StringConstraints(max_length=320),
-    Field(description="An email address; every spelling of it (case, Unicode form) is one account"),
+    StringConstraints(max_length=MAX_EMAIL_LENGTH),
+    Documented({"pattern": SPECIAL_USE_PATTERN}),
+    Field(
+        description="An email address that can receive mail: up to 254 characters, not at a "
+        "special-use domain (.arpa, .invalid, .local, .localhost, .onion, .test). Every "
+        "spelling of it (case, Unicode form) is one account"
+    ),
 ]
 # What a login or a password check accepts: any password that could have been set.
 Password = Annotated[
-    NoNulStr,
+    str,
     Field(
         min_length=MIN_LENGTH,
         max_length=MAX_LENGTH,
         description=f"{MIN_LENGTH} to {MAX_LENGTH} characters",
     ),
+    NO_NUL,
 ]
 
 
@@ -35,30 +59,62 @@ def _within_policy(password: str) -> str:
 NewPassword = Annotated[
     Password,
     AfterValidator(_within_policy),
+    # The rules a pattern can state (no NUL, not only whitespace, not one character
+    # repeated); the others are in the description.
+    Documented({"pattern": SCHEMA_PATTERN}),
     Field(
-        description=f"{MIN_LENGTH} to {MAX_LENGTH} characters, not among the 30,000 most "
-        "common passwords"
+        description=f"{MIN_LENGTH} to {MAX_LENGTH} characters; not among the 30,000 most "
+        "common passwords, not only whitespace, not one character repeated, and not "
+        "containing the account's email address or the part before its @ (when that part "
+        "has 3 characters or more)"
     ),
 ]
 EXAMPLE_CREATED_AT = "2026-12-01T09:30:00.123456Z"
 EXAMPLE_ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl"  # noqa: S105
 EXAMPLE_REFRESH_TOKEN = "42.3kLq0wVY2d5nq5jv0Pq1ZA.9sT0cQx1bQ2y6i7uVw3nXgmFz0aQ1bR5tY8uI3oP2kE"  # noqa: S105
+EXAMPLE_DEVICE_TOKEN = (
+    "42.Zt4n0RkqLw2bYd8vQmXc1A.1788000000.q0Jd3pYc8sVb2TnLx7aKm4WfR9eH1uZo6iGtBy5CwDs"  # noqa: S105
+)
 
 
-class Registration(BaseModel):
+class Registration(Input):
     """A new account."""
 
     model_config = examples({"email": "ada@example.com", "password": "correct horse battery"})
     email: Email
     password: NewPassword
 
+    @field_validator("password")
+    @classmethod
+    def _not_the_email(cls, password: str, info: ValidationInfo) -> str:
+        # The rules that need the account: only its email is known here.
+        email = info.data.get("email")
+        if email is not None and (problem := password_problem(password, email=str(email))):
+            raise PydanticCustomError("password_policy", f"Password {problem}")
+        return password
 
-class Credentials(BaseModel):
-    """An email and its password."""
 
-    model_config = examples({"email": "ada@example.com", "password": "correct horse battery"})
+class Credentials(Input):
+    """An email and its password; and the device token of an earlier login of this client,
+    if it has one."""
+
+    model_config = examples(
+        {"email": "ada@example.com", "password": "correct horse battery"},
+        {
+            "email": "ada@example.com",
+            "password": "correct horse battery",
+            "device_token": EXAMPLE_DEVICE_TOKEN,
+        },
+    )
     email: Email
     password: Password
+    device_token: str | None = Field(
+        default=None,
+        max_length=DEVICE_TOKEN_MAX,
+        description="The `device_token` of an earlier login of this client: a valid one of "
+        "this account keeps the login out of the account-wide failure limit; anything else "
+        "is ignored",
+    )
 
 
 class UserRead(ResponseBody):
@@ -90,12 +146,31 @@ class TokenPair(ResponseBody):
     expires_in: int = Field(description="Seconds until the access token expires")
 
 
-class RefreshRequest(BaseModel):
+class LoginTokens(TokenPair):
+    """A new session's tokens, and a device token for this client (see `device_token`)."""
+
+    model_config = examples(
+        {
+            "access_token": EXAMPLE_ACCESS_TOKEN,
+            "refresh_token": EXAMPLE_REFRESH_TOKEN,
+            "token_type": "bearer",
+            "expires_in": 900,
+            "device_token": EXAMPLE_DEVICE_TOKEN,
+        }
+    )
+    device_token: str = Field(
+        description="Opaque and long-lived (DEVICE_TOKEN_TTL_SECONDS): keep it, as a secret, "
+        "and send it with this client's next logins to this account. Every login answers a "
+        "fresh one."
+    )
+
+
+class RefreshRequest(Input):
     """The session's current refresh token (or the one just rotated away, within the grace
     window)."""
 
     model_config = examples({"refresh_token": EXAMPLE_REFRESH_TOKEN})
-    refresh_token: Annotated[NoNulStr, Field(min_length=1, max_length=256)]
+    refresh_token: Annotated[str, Field(min_length=1, max_length=256), NO_NUL]
 
 
 class Message(ResponseBody):
@@ -105,7 +180,7 @@ class Message(ResponseBody):
     detail: str
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Input):
     """The current password, to prove it is the owner, and the new one."""
 
     model_config = examples(
@@ -115,7 +190,7 @@ class PasswordChange(BaseModel):
     new_password: NewPassword
 
 
-class AccountDeletion(BaseModel):
+class AccountDeletion(Input):
     """The account's password, to prove it is the owner."""
 
     model_config = examples({"password": "correct horse battery"})
@@ -138,16 +213,23 @@ class PasswordChanged(ResponseBody):
     revoked: int = Field(description="Other sessions ended")
 
 
-class PasswordForgot(BaseModel):
+class PasswordForgot(Input):
     """Where to send a reset token, if an account has this address."""
 
     model_config = examples({"email": "ada@example.com"})
     email: Email
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(Input):
     """The token from the reset mail and the new password."""
 
     model_config = examples({"token": "42." + "x" * 43, "new_password": "a new passphrase"})
-    token: Annotated[str, Field(pattern=TOKEN_PATTERN, description="The token from the reset mail")]
+    # A token of any other shape (too long, a lone surrogate...) is refused like an
+    # unknown one, by the service: 400, not 422.
+    surrogates_allowed = frozenset({"token"})
+    token: Annotated[
+        str,
+        Documented({"maxLength": MAX_TOKEN_LENGTH}),
+        Field(description="The token from the reset mail"),
+    ]
     new_password: NewPassword

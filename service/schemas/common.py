@@ -2,14 +2,124 @@
 document responses in OpenAPI)."""
 
 import re
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-# PostgreSQL text cannot hold NUL: reject it as input (and say so in OpenAPI) rather
-# than fail on insert.
-NoNulStr = Annotated[str, Field(pattern=r"^[^\x00]*$")]
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: typing hashes Annotated's extras
+class Documented:
+    """Adds keywords to a field's JSON schema (OpenAPI) without validating by them: for
+    rules that a validator checks and says in words (a pattern's own message would show
+    the regular expression)."""
+
+    keywords: dict[str, Any]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", "Text must not contain NUL characters")
+    return value
+
+
+# PostgreSQL text cannot hold NUL: reject it as input (and say so in OpenAPI, as a
+# pattern) rather than fail on insert.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+class NoNul:
+    """`Annotated[str, Field(...), NO_NUL]`: no NUL character, said in words, and stated in
+    OpenAPI as a pattern. After the Field, so that its length bounds stay string bounds."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_no_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = NO_NUL_PATTERN
+        return json_schema
+
+
+NO_NUL = NoNul()
+NoNulStr = Annotated[str, NO_NUL]
+
+SURROGATE = (
+    "Text must be valid Unicode: it holds a lone UTF-16 surrogate (a code point from "
+    "U+D800 to U+DFFF without its pair)"
+)
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in `value` (a JSON value: nested lists and objects, keys
+    included) holds a code point no UTF-8 text can: PostgreSQL and Redis would refuse it."""
+    if isinstance(value, str):
+        if value.isascii():
+            return False
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_lone_surrogate(item) for item in value)
+    return False
+
+
+class Input(BaseModel):
+    """The base of every request body and query model. JSON can carry a lone surrogate
+    (`"\\ud800"`) that Python decodes into a string no database can store: any string
+    that holds one, in any field (nested ones and unknown ones too), is a 422 here, before
+    the route does any I/O. A field listed in `surrogates_allowed` gets it as sent (the
+    reset token: malformed like any other shape, which the contract answers with 400)."""
+
+    surrogates_allowed: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _valid_unicode(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name not in cls.surrogates_allowed and has_lone_surrogate(value):
+            raise PydanticCustomError("string_surrogate", SURROGATE)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode_elsewhere(cls, data: Any) -> Any:
+        # The fields' own check names the field; this one covers what no field takes.
+        if isinstance(data, dict):
+            known = {name for name in cls.model_fields} | {
+                field.alias for field in cls.model_fields.values() if field.alias
+            }
+            for key, value in data.items():
+                if key not in known and (has_lone_surrogate(key) or has_lone_surrogate(value)):
+                    raise PydanticCustomError("string_surrogate", SURROGATE)
+        return data
+
 
 _DIGITS = re.compile(r"0|[1-9][0-9]*", re.ASCII)
 
@@ -117,6 +227,7 @@ ERROR_DESCRIPTIONS = {
     404: "Not found, or not the caller's",
     409: "Conflict",
     413: "Request body over 1 MiB",
+    415: "The body is not sent as JSON: no Content-Type, or one this operation does not take",
     422: "Malformed input",
     429: "Rate limit exceeded",
     503: "A dependency (PostgreSQL or Redis) is unavailable",

@@ -1,6 +1,6 @@
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from service.schemas.common import ResponseBody, examples
 
@@ -17,12 +17,19 @@ class Liveness(ResponseBody):
 class Readiness(ResponseBody):
     """Whether this instance can reach its dependencies right now."""
 
-    model_config = examples(
-        {"status": "ok", "checks": {"postgresql": "ok", "redis": "ok"}, "worker": 4127},
+    # `warning` is sent only when there is one: not required.
+    model_config = ConfigDict(
+        **examples({"status": "ok", "checks": {"postgresql": "ok", "redis": "ok"}, "worker": 4127}),
+        json_schema_serialization_defaults_required=False,
     )
     status: CheckStatus
     checks: dict[str, CheckStatus] = Field(description="Each dependency: postgresql, redis")
     worker: int = Field(description="The id of the worker process that answered")
+    warning: str | None = Field(
+        default=None,
+        description="A configuration that must not reach production (the example "
+        "JWT_SECRET), in words; absent when there is none. The status stays as it is.",
+    )
 
 
 class NotReady(Readiness):

@@ -6,7 +6,7 @@ from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from service.schemas.common import NoNulStr, PathId, QueryInt
+from service.schemas.common import NO_NUL, Input, PathId, QueryInt
 
 
 class TaskStatus(StrEnum):
@@ -29,7 +29,7 @@ class TaskSort(StrEnum):
 TaskId = Annotated[PathId, Path(description="The task's id.")]
 
 
-class TaskListQuery(BaseModel):
+class TaskListQuery(Input):
     """The listing's query parameters. Unknown ones are a 422 naming them (a typo is not
     silently ignored), and so is one given twice (each takes one value)."""
 
@@ -38,10 +38,8 @@ class TaskListQuery(BaseModel):
     limit: QueryInt = Field(default=50, ge=1, le=100, description="Page size.")
     offset: QueryInt = Field(default=0, ge=0, le=2**31 - 1, description="Matching tasks to skip.")
     status: TaskStatus | None = Field(default=None, description="Only tasks in it.")
-    q: NoNulStr | None = Field(
+    q: Annotated[str, Field(min_length=1, max_length=200), NO_NUL] | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
         description="Only tasks whose title or description contains this, ignoring case; "
         "every character is literal.",
         examples=["report"],
@@ -93,16 +91,17 @@ Title = Annotated[
     ),
 ]
 Description = Annotated[
-    NoNulStr,
+    str,
     Field(
         max_length=DESCRIPTION_MAX,
         description="Up to 10,000 characters.",
         examples=["Figures from the finance sheet, then the summary."],
     ),
+    NO_NUL,
 ]
 
 
-class TaskWrite(BaseModel):
+class TaskWrite(Input):
     """A full task, as POST creates it and PUT replaces it. Fields a client may not set
     (id, owner, timestamps) and unknown fields are ignored."""
 
@@ -130,7 +129,7 @@ TaskCreate = TaskWrite
 TaskUpdate = TaskWrite
 
 
-class TaskPatch(BaseModel):
+class TaskPatch(Input):
     """A JSON merge patch (RFC 7396) of a task: only the fields sent change. `description:
     null` clears the description; `title` and `status` cannot be null. Fields a client may
     not set (id, owner, timestamps) and unknown fields are ignored."""

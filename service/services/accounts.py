@@ -10,6 +10,7 @@ from db.engine import Database
 from db.models import User
 from service import metrics
 from service.audit import audit, sessions_revoked
+from service.edge.call import AccountLookup
 from service.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -17,6 +18,7 @@ from service.errors import (
     NotFound,
     WrongPassword,
 )
+from sessions.devices import DeviceTokens
 from sessions.passwords import PasswordHasher
 from sessions.refresh import RefreshToken
 from sessions.store import CredentialsChanged, RotationResult, SessionStore
@@ -41,11 +43,13 @@ class AccountService:
         sessions: SessionStore,
         tokens: TokenCodec,
         passwords: PasswordHasher,
+        devices: DeviceTokens,
     ) -> None:
         self._database = database
         self._sessions = sessions
         self._tokens = tokens
         self._passwords = passwords
+        self.devices = devices
 
     def register(self, *, email: str, password: str) -> dict[str, Any]:
         with self._database.session() as db:
@@ -61,9 +65,18 @@ class AccountService:
         audit.info("user_registered", user_id=user.id)
         return account_view(user)
 
-    def login(self, *, email: str, password: str, client: ClientInfo) -> dict[str, Any]:
-        with self._database.session() as db:
-            user = repo.get_user_by_email(db, email=email)
+    def login(
+        self,
+        *,
+        email: str,
+        password: str,
+        client: ClientInfo,
+        device_token: str | None = None,
+        known: AccountLookup | None = None,
+    ) -> dict[str, Any]:
+        """A new session's tokens and a device token for the client. `known`: the account
+        `email` reaches, when the caller has already looked it up."""
+        user = known.user if known is not None else self.account_of(email)
         # Unknown emails are verified against a dummy hash: same work, same answer.
         matches, new_hash = self._passwords.verify(password, user.password_hash if user else None)
         if user is None or not matches:
@@ -95,7 +108,22 @@ class AccountService:
         metrics.LOGIN_ATTEMPTS.labels(outcome="success").inc()
         for evicted in session.evicted:
             sessions_revoked("evicted", user_id=user.id, session_id=evicted)
-        return self._token_pair(user.id, session.id, jti, int(time.time()), session.refresh)
+        pair = self._token_pair(user.id, session.id, jti, int(time.time()), session.refresh)
+        # A valid device token of this account is renewed (same device, a fresh expiry);
+        # anything else sent is ignored, and the client is a new device.
+        device = self.devices.issue(
+            user_id=user.id,
+            email=user.email_canonical,
+            device_id=self.devices.device_of(
+                device_token, user_id=user.id, email=user.email_canonical
+            ),
+        )
+        return {**pair, "device_token": str(device)}
+
+    def account_of(self, email: str) -> User | None:
+        """The account an address reaches, in any spelling of it."""
+        with self._database.session() as db:
+            return repo.get_user_by_email(db, email=email)
 
     def refresh(self, *, refresh_token: str) -> dict[str, Any]:
         token = RefreshToken.parse(refresh_token)
@@ -142,12 +170,20 @@ class AccountService:
         sessions_revoked("account_deleted", user_id=user_id, count=revoked)
         return {"id": user_id, "deleted": True}
 
-    def verify_password(self, *, user_id: int, password: str, action: str) -> User:
-        """The account, when `password` is its password; WrongPassword (403) otherwise."""
+    def user(self, user_id: int) -> User:
+        """The account; NotFound (404) when it no longer exists."""
         with self._database.session() as db:
             user = repo.get_user(db, user_id=user_id)
         if user is None:
             raise NotFound("Account not found")
+        return user
+
+    def verify_password(
+        self, *, user_id: int, password: str, action: str, user: User | None = None
+    ) -> User:
+        """The account (`user`, when the caller has it), when `password` is its password;
+        WrongPassword (403) otherwise."""
+        user = user or self.user(user_id)
         matches, _ = self._passwords.verify(password, user.password_hash)
         if not matches:
             audit.warning(f"{action}_refused", reason="wrong_password", user_id=user_id)

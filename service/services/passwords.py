@@ -1,14 +1,16 @@
 """Changing a password, and resetting a forgotten one by email."""
 
+from collections.abc import Callable
 from typing import Any
 
 from db import repositories as repo
 from db.engine import Database
 from service.audit import audit, sessions_revoked
-from service.errors import InvalidResetToken, NotFound
+from service.errors import InvalidResetToken, NotFound, PasswordRefused
 from service.mail import Mailer, Outbox
 from service.services.accounts import AccountService
 from sessions.passwords import PasswordHasher
+from sessions.policy import password_problem
 from sessions.resets import ResetToken, ResetTokens
 from sessions.store import SessionStore
 
@@ -27,6 +29,7 @@ class PasswordService:
         mailer: Mailer,
         outbox: Outbox,
         reset_url: str,
+        clear_login_failures: Callable[[str], None],
     ) -> None:
         self._database = database
         self._accounts = accounts
@@ -36,13 +39,17 @@ class PasswordService:
         self._mailer = mailer
         self._outbox = outbox
         self._reset_url = reset_url
+        # Forgets the failed logins counted against an account (by canonical email).
+        self._clear_login_failures = clear_login_failures
 
     def change(
         self, *, user_id: int, session_id: str, current_password: str, new_password: str
     ) -> dict[str, Any]:
         """Set a new password and end every other session of the user; the caller's stays."""
+        user = self._accounts.user(user_id)
+        _within_policy(new_password, user.email)
         self._accounts.verify_password(
-            user_id=user_id, password=current_password, action="password_change"
+            user_id=user_id, password=current_password, action="password_change", user=user
         )
         version = self._set_password(user_id, new_password)
         if version is None:
@@ -60,17 +67,25 @@ class PasswordService:
         self._outbox.submit(lambda: self._send_reset(email))
 
     def reset(self, *, token: str, new_password: str) -> None:
-        """Set the password the token's mail was for, and end every session of the user."""
+        """Set the password the token's mail was for, end every session of the user, spend
+        every reset token of the account, and forget its failed logins."""
         parsed = ResetToken.parse(token)
         # Checked before the hash (an unknown token costs no argon2id), spent after it.
         if parsed is None or not self._resets.is_current(parsed):
             raise InvalidResetToken()
+        with self._database.session() as db:
+            user = repo.get_user(db, user_id=parsed.user_id)
+        if user is None:
+            raise InvalidResetToken()
+        _within_policy(new_password, user.email)
         password_hash = self._passwords.hash(new_password)
         if not self._resets.spend(parsed):
             raise InvalidResetToken()
         version = self._store_password(parsed.user_id, password_hash)
         if version is None:
             raise InvalidResetToken()
+        # The owner is back in control: the guesses counted against the account go.
+        self._clear_login_failures(user.email_canonical)
         revoked = self._sessions.revoke_all(user_id=parsed.user_id, credentials_version=version)
         audit.info("password_reset", user_id=parsed.user_id)
         sessions_revoked("password_reset", user_id=parsed.user_id, count=revoked)
@@ -101,7 +116,8 @@ class PasswordService:
         lines = [
             "Someone asked to reset the password of your account.",
             "",
-            f"Your reset token (valid for {minutes} minutes, usable once):",
+            f"Your reset token (valid for {minutes} minutes, usable once; any earlier one",
+            "stays valid until then, and the first one used spends them all):",
             "",
             f"    {token}",
             "",
@@ -110,3 +126,10 @@ class PasswordService:
             lines += ["Or open this link:", "", f"    {self._reset_url.format(token=token)}", ""]
         lines += ["If it was not you, ignore this message: your password stays as it is."]
         return "\n".join(lines)
+
+
+def _within_policy(password: str, email: str) -> None:
+    """PasswordRefused (422) when the policy refuses `password` for the account `email`;
+    checked before any hash, so nothing has changed."""
+    if problem := password_problem(password, email=email):
+        raise PasswordRefused("new_password", problem)

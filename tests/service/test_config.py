@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from pydantic import ValidationError
 
 from service.config import EXAMPLE_JWT_SECRET, Settings
-from tests.support.live_server import ROOT, StartServer
+from tests.support.live_server import ROOT, LiveServer, StartServer
 
 STRONG_SECRET = "s" * 48
 
@@ -80,6 +81,17 @@ def test_a_refused_secret_is_never_echoed(tmp_path: Path) -> None:
 
 def test_development_with_the_example_secret_says_so(start_server: StartServer) -> None:
     server = start_server(APP_ENV="development", JWT_SECRET=EXAMPLE_JWT_SECRET)
-    warnings = [line for line in server.logs().splitlines() if '"example_jwt_secret"' in line]
-    assert len(warnings) == 1 and '"level": "warning"' in warnings[0]
+    lines = server.logs().splitlines()
+    # Loudly: the first line the server logs, as an error, and in /health/ready's body.
+    assert '"example_jwt_secret"' in lines[0] and '"level": "error"' in lines[0], lines[:3]
+    assert sum('"example_jwt_secret"' in line for line in lines) == 1
     assert EXAMPLE_JWT_SECRET not in server.logs()
+    ready = requests.get(f"{server.url}/health/ready", timeout=10)
+    assert ready.status_code == 200
+    assert "JWT_SECRET is the public example value" in ready.json()["warning"]
+
+
+def test_a_server_with_its_own_secret_has_no_warning(server: LiveServer) -> None:
+    assert '"example_jwt_secret"' not in server.logs()
+    ready = requests.get(f"{server.url}/health/ready", timeout=10)
+    assert ready.status_code == 200 and "warning" not in ready.json()

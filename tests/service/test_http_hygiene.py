@@ -1,7 +1,8 @@
 """HTTP edge cases: no redirect built from Host, ALLOWED_HOSTS, HEAD, security headers,
-Bearer challenges on every 401, bounded request headers."""
+Bearer challenges on every 401, bounded request headers, JSON for what the parser refuses."""
 
 import contextlib
+import json
 import socket
 from urllib.parse import urlsplit
 
@@ -156,3 +157,62 @@ def test_many_small_headers_over_16_kib_are_refused(api: Api) -> None:
         # Refused while the headers arrive: a 431, or a connection closed under the client.
         assert response.status_code == 431
         raise requests.ConnectionError(response.status_code)
+
+
+def _head_and_body(answer: bytes) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(b"GE T /health/live HTTP/1.1\r\nHost: x\r\n\r\n", id="malformed-request-line"),
+        pytest.param(b"GET /health/live HTTP/9.9\r\nHost: x\r\n\r\n", id="unknown-version"),
+        pytest.param(
+            b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            id="content-length-with-transfer-encoding",
+        ),
+        pytest.param(b"GET /health/live HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", id="space"),
+        pytest.param(b"GET /health/live HTTP/1.1\r\nHost: x\r\nNo-Colon\r\n\r\n", id="no-colon"),
+        pytest.param(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", id="nul-value"),
+    ],
+)
+def test_what_the_parser_refuses_is_a_json_400_that_closes(
+    server: LiveServer, request_bytes: bytes
+) -> None:
+    status, headers, body = _head_and_body(_raw(server, request_bytes))
+    assert status.startswith(b"HTTP/1.1 400 "), (status, body)
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"connection"] == b"close"
+    assert int(headers[b"content-length"]) == len(body)
+    detail = json.loads(body)["detail"]
+    assert isinstance(detail, str) and "Malformed HTTP request" in detail
+
+
+def test_an_oversized_url_is_refused_as_json_and_closes(server: LiveServer) -> None:
+    request = b"GET /tasks?q=" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, headers, body = _head_and_body(_raw(server, request))
+    # Refused before it is complete: by the parser (400) or the 16 KiB head bound (431).
+    assert status.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ")), (status, body)
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"connection"] == b"close"
+    assert "detail" in json.loads(body)
+
+
+def test_the_connection_is_closed_after_the_400(server: LiveServer) -> None:
+    # A valid request pipelined after the refused one is never answered: the server
+    # closes the connection (end of stream, not the client's timeout).
+    good = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GE T / HTTP/1.1\r\nHost: x\r\n\r\n" + good)
+        answer = b""
+        while chunk := sock.recv(65536):  # TimeoutError here: the server kept it open
+            answer += chunk
+    assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 400 ")

@@ -282,3 +282,49 @@ def test_successful_logins_do_not_count_as_failures(account_limited: LiveServer)
         for n in range(6)
     ]
     assert guesses == [401] * 5 + [429]
+
+
+@pytest.fixture(scope="module")
+def tight_limits(start_server: StartServer) -> LiveServer:
+    return start_server(
+        RATE_LIMIT="100/minute", REGISTER_RATE_LIMIT="7/hour", PASSWORD_RESET_RATE_LIMIT="4/hour"
+    )
+
+
+def test_register_reports_the_registration_limit(tight_limits: LiveServer) -> None:
+    api = Api(tight_limits.url)
+    for remaining in (6, 5):
+        response = api.post("/register", json={"email": unique_email(), "password": PASSWORD})
+        assert response.status_code == 201
+        # Not the budget's 100 per minute: the registration limit is closer to refusing.
+        assert response.headers["x-ratelimit-limit"] == "7"
+        assert response.headers["x-ratelimit-remaining"] == str(remaining)
+        assert int(response.headers["x-ratelimit-reset"]) > time.time() + 60
+
+
+def test_forgot_reports_the_reset_limit_and_its_429_says_the_links_work(
+    tight_limits: LiveServer,
+) -> None:
+    api = Api(tight_limits.url)
+    email = unique_email()
+    answers = [api.post("/password/forgot", json={"email": email}) for _ in range(5)]
+    assert [a.status_code for a in answers] == [202] * 4 + [429]
+    assert [a.headers["x-ratelimit-limit"] for a in answers] == ["4"] * 5
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["3", "2", "1", "0", "0"]
+    refused = answers[-1].json()["detail"]
+    assert refused.startswith("Rate limit exceeded: 4 per 1 hour")
+    assert "already mailed still work" in refused
+    assert int(answers[-1].headers["retry-after"]) > 60
+
+
+def test_a_login_with_a_device_token_reports_the_tighter_limit(two_workers: LiveServer) -> None:
+    api = Api(two_workers.url)
+    email = api.register()
+    first = api.post("/login", json={"email": email, "password": PASSWORD})
+    device = first.json()["device_token"]
+    again = api.post("/login", json={"email": email, "password": PASSWORD, "device_token": device})
+    assert again.status_code == 200
+    # 10 per IP and account (8 left after this second login) against the device's 5 per
+    # 15 minutes (4 left while this attempt is counted: it is given back once it succeeded).
+    assert again.headers["x-ratelimit-limit"] == "5"
+    assert again.headers["x-ratelimit-remaining"] == "4"

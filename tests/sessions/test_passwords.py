@@ -1,12 +1,15 @@
-"""argon2id hashing and its per-process concurrency cap."""
+"""argon2id hashing and its per-process concurrency cap; the policy's schema pattern."""
 
 import concurrent.futures
+import re
 import threading
 import time
 
+import pytest
 from pwdlib import PasswordHash
 
 from sessions.passwords import PasswordHasher
+from sessions.policy import SCHEMA_PATTERN, WHITESPACE, password_problem
 
 
 def test_hash_is_argon2id_and_verifies() -> None:
@@ -72,3 +75,21 @@ def test_concurrent_hashes_are_capped_per_process() -> None:
     assert _most_at_once(concurrency=1) == 1
     assert _most_at_once(concurrency=2) == 2
     assert _most_at_once(concurrency=6) > 2  # without a tight cap they do pile up
+
+
+def test_the_policy_s_whitespace_is_python_s() -> None:
+    whitespace = [chr(code) for code in range(0x110000) if chr(code).isspace()]
+    assert re.fullmatch(f"[{WHITESPACE}]+", "".join(whitespace))
+    assert all(password_problem(c * 4 + " " * 4) for c in whitespace)
+
+
+@pytest.mark.parametrize("password", ["a" * 9, " " * 9, "\u3000\t" * 5, "🔑" * 8])
+def test_the_schema_pattern_refuses_what_the_policy_refuses(password: str) -> None:
+    assert password_problem(password) is not None
+    assert re.search(SCHEMA_PATTERN, password) is None
+
+
+@pytest.mark.parametrize("password", ["aaaaaaab", "  padded  ", "correct horse battery"])
+def test_the_schema_pattern_takes_what_the_policy_takes(password: str) -> None:
+    assert password_problem(password) is None
+    assert re.search(SCHEMA_PATTERN, password) is not None
