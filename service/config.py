@@ -152,7 +152,7 @@ class Settings(DatabaseSettings):
     @property
     def worker_threads(self) -> int:
         """Every thread of one worker process that may hold a connection: the request
-        threads, one for each password route in flight, the operations thread (health
+        threads, one for each password route in flight, the readiness ping's (health
         checks) and the outbox's (mail)."""
         return self.thread_pool_size + self.password_threads + 2
 

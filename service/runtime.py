@@ -141,15 +141,14 @@ class Runtime:
             database_circuit=database_breaker,
             readiness=Readiness(
                 {
-                    "postgresql": Dependency(
-                        database_breaker, lambda: pools.run_operation(database.ping)
-                    ),
-                    "redis": Dependency(redis_breaker, lambda: pools.run_operation(ping_redis)),
+                    "postgresql": Dependency(database_breaker, database.ping),
+                    "redis": Dependency(redis_breaker, ping_redis),
                 }
             ),
         )
 
     def close(self) -> None:
+        self.readiness.close()
         self.pools.shutdown()
         self.outbox.close()
         self.database.dispose()

@@ -96,7 +96,7 @@ class Pools:
 
     requests: ThreadPoolExecutor
     passwords: ThreadPoolExecutor
-    # Health checks and metrics: never in a pool that requests wait for.
+    # Metrics: never in a pool that requests wait for (readiness has threads of its own).
     operations: ThreadPoolExecutor
 
     @classmethod
@@ -113,8 +113,7 @@ class Pools:
         return await _run_in(self.passwords if pool == "passwords" else self.requests, call)
 
     async def run_operation(self, call: Callable[[], T]) -> T:
-        """Run `call` in the operations thread. A caller that stops waiting (a bounded
-        health check) leaves it to finish on its own."""
+        """Run `call` in the operations thread (the metrics' rendering)."""
         return await _run_in(self.operations, call)
 
     def shutdown(self) -> None:

@@ -303,7 +303,7 @@ def test_a_frozen_database_is_refused_fast_and_recovers_by_itself(stack: Stack) 
     try:
         # The first requests each wait out the bound on a round trip
         # (DB_STATEMENT_TIMEOUT_MS + 1 s) until every worker's circuit is open; from then on
-        # the answer is immediate, but for one trial per worker every 3 s (half-open).
+        # the answer is immediate, but for one trial per worker every 0.5 s (half-open).
         timings: list[float] = []
         while len(timings) < 12 and not (len(timings) >= 3 and max(timings[-3:]) < 0.5):
             started = time.monotonic()

@@ -225,11 +225,17 @@ class SentinelSet:
         """Start a crashed master again: the sentinels make it a replica of the new one."""
         node = self.data[port]
         node.start()
-        wait_until(
-            lambda: self.replicas_in_sync(self.master_port()) >= 1,
-            timeout=30,
-            what=f"redis-{port} to rejoin as a replica",
-        )
+
+        def rejoined() -> bool:
+            with node.client() as client:
+                info = client.info("replication")
+            return (
+                info.get("role") == "slave"
+                and info.get("master_link_status") == "up"
+                and self.replicas_in_sync(self.master_port()) >= 1
+            )
+
+        wait_until(rejoined, timeout=30, what=f"redis-{port} to rejoin as a replica")
 
     def stop(self) -> None:
         for node in [*self.sentinels, *self.data.values()]:

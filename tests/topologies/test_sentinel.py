@@ -32,7 +32,11 @@ def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]
 
 @pytest.fixture(scope="module")
 def service(start_server: StartServer, sentinels: SentinelSet) -> LiveServer:
-    return start_server(workers=2, REDIS_URL=sentinels.url, REDIS_WAIT_REPLICAS="1")
+    # A replica on this loaded 2-core machine may take longer than the default 500 ms to
+    # acknowledge; the failover's own tests do not depend on that bound.
+    return start_server(
+        workers=2, REDIS_URL=sentinels.url, REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="3000"
+    )
 
 
 def serves_reads(api: Api, headers: dict[str, str], path: str) -> float | None:
