@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tests.support.api import Api
-from tests.support.databases import migrate
 from tests.support.live_server import LiveServer, StartServer, ready_by_worker
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
@@ -85,12 +82,7 @@ def private_postgres() -> Iterator[PostgresServer]:
 def test_every_worker_serves_within_a_second_of_postgresql_returning(
     start_server: StartServer, private_postgres: PostgresServer, busy: bool
 ) -> None:
-    admin = create_engine(private_postgres.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("CREATE DATABASE tasks"))
-    admin.dispose()
-    database_url = make_url(private_postgres.url).set(database="tasks").render_as_string(False)
-    migrate(database_url, "upgrade", "head")
+    database_url = private_postgres.migrated_database()
     server = start_server(workers=WORKERS, DATABASE_URL=database_url)
     api = Api(server.url)
     tokens = api.new_user()

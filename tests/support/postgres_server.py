@@ -67,6 +67,21 @@ class PostgresServer:
             time.sleep(0.1)
         raise RuntimeError("the private PostgreSQL did not start")
 
+    def migrated_database(self, name: str = "tasks") -> str:
+        """A new database on this server, migrated to head; its URL."""
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        from tests.support.databases import migrate
+
+        admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = make_url(self.url).set(database=name).render_as_string(hide_password=False)
+        migrate(url, "upgrade", "head")
+        return url
+
     def _processes(self) -> list[int]:
         """The launcher, the postmaster and every process the postmaster started (each
         backend runs in a session of its own, so a process group does not reach them)."""
