@@ -88,10 +88,14 @@ def _assert_refused_fast(
         ready = requests.get(f"{server.url}/health/ready", timeout=10)
         ready_seconds = time.monotonic() - ready_started
     assert _metric(server, "dependency_circuit_state", dependency) == 2  # open
-    assert _metric(server, "dependency_errors_total", dependency) >= 2
     assert [r.status_code for r in responses] == [503] * REQUESTS
     assert all(r.json() == {"detail": detail} for r in responses)
-    assert seconds < 6, f"{REQUESTS} requests took {seconds:.1f} s"
+    # Unguarded, every request would wait out its timeout (about 2 s here for either), four at
+    # a time (2 workers x 2 threads): 32 s. Guarded, each worker lets its first two through,
+    # then a trial now and then; the rest are refused at once. Loaded CI cores have
+    # stretched the 4 s measured here to 6 s.
+    assert 2 <= _metric(server, "dependency_errors_total", dependency) <= 12
+    assert seconds < 12, f"{REQUESTS} requests took {seconds:.1f} s"
     assert probe.seconds and max(probe.seconds) < 1, max(probe.seconds)
     assert ready.status_code == 503 and ready.json()["checks"][dependency] == "unavailable"
     # The other dependency's ping never waits behind the hung one.

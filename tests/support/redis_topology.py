@@ -235,7 +235,8 @@ class SentinelSet:
                 and self.replicas_in_sync(self.master_port()) >= 1
             )
 
-        wait_until(rejoined, timeout=30, what=f"redis-{port} to rejoin as a replica")
+        # The sentinels reconfigure it once they see it back: 5-16 s measured here.
+        wait_until(rejoined, timeout=90, what=f"redis-{port} to rejoin as a replica")
 
     def stop(self) -> None:
         for node in [*self.sentinels, *self.data.values()]:
