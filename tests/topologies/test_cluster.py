@@ -153,6 +153,15 @@ def test_a_killed_master_is_replaced_and_the_service_recovers_by_itself(
     tokens = api.login(email)
     user_id = int(api.get("/me", headers=tokens.headers).json()["id"])
     master = cluster.master_of(keys.index_key(user_id))
+
+    # The login was written to the master alone (REDIS_WAIT_REPLICAS=0 here); the session
+    # outlives the master only once its replica has it (a fresh replica's first sync takes
+    # seconds).
+    def acknowledged() -> bool:
+        with master.client() as client:
+            return int(client.execute_command("WAIT", 1, 500)) >= 1
+
+    wait_until(acknowledged, timeout=30, what="the replica to acknowledge the login")
     master.kill()
     cluster.wait_until_served()
     answered = wait_until(
