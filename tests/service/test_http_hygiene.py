@@ -18,11 +18,9 @@ def _raw(server: LiveServer, request: bytes, read: int = 65536) -> bytes:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(request)
         chunks = []
-        try:
+        with contextlib.suppress(ConnectionResetError, TimeoutError):
             while chunk := sock.recv(read):
                 chunks.append(chunk)
-        except (ConnectionResetError, TimeoutError):
-            pass
         return b"".join(chunks)
 
 
