@@ -9,6 +9,7 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+from pydantic_core import to_json
 
 # Never let these reach a log line, whoever passes them.
 SECRET_KEYS = frozenset(
@@ -30,6 +31,12 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _json(event: dict[str, Any], **_: Any) -> str:
+    # pydantic-core's serializer: a third of the line's cost with the standard library's
+    # json (docs/performance.md); anything it does not know is written as its repr.
+    return to_json(event, fallback=repr).decode()
+
+
 def configure_logging(
     *, level: str = "INFO", log_format: str = "json", stream: TextIO | None = None
 ) -> None:
@@ -44,7 +51,7 @@ def configure_logging(
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer()
     else:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json)
 
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],

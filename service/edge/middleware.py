@@ -146,7 +146,7 @@ class AllowedHosts:
         self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.allowed and not host_allowed(scope, self.allowed):
+        if scope["type"] == "http" and not host_allowed(scope, self.allowed):
             return await send_json(send, 400, {"detail": BAD_HOST})
         await self.app(scope, receive, send)
 
@@ -232,8 +232,9 @@ class HeadAsGet:
 def stack(
     *, max_body_bytes: int, allowed_hosts: frozenset[str], cors_origins: frozenset[str]
 ) -> Sequence[tuple[type, dict[str, Any]]]:
-    """The middleware in order, outermost first, with their options."""
-    return [
+    """The middleware in order, outermost first, with their options; a part with nothing
+    to do (no ALLOWED_HOSTS, no CORS_ORIGINS) is left out."""
+    parts: list[tuple[type, dict[str, Any]]] = [
         (RequestIdentity, {}),
         (AccessLog, {}),
         (DefaultHeaders, {}),
@@ -243,6 +244,7 @@ def stack(
         (CorsAnswers, {"origins": cors_origins}),
         (HeadAsGet, {}),
     ]
+    return [(part, options) for part, options in parts if all(options.values()) or not options]
 
 
 def _request_id(scope: Scope) -> str:
