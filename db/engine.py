@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.hosts import HostOrder, hosts_of
 from db.timeouts import ServerNotAnswering, bound_round_trips
 
 
@@ -22,20 +23,29 @@ def psycopg2_url(url: str) -> str:
 # A pooled connection idle for longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 1.0
 
+# SQLSTATEs that say the server is no primary to write to any more, so the connection is
+# useless whatever the statement: read_only_sql_transaction (a demoted primary, a standby),
+# admin_shutdown and crash_shutdown (a server stopped or restarted under it, as an HA
+# manager does when it demotes one), cannot_connect_now (starting up, or in recovery).
+NOT_A_PRIMARY = frozenset({"25006", "57P01", "57P02", "57P03"})
+
 
 def make_engine(
-    url: str, *, pool_size: int = 10, connect_timeout: int = 3, statement_timeout_ms: int = 5000
+    url: str, *, pool_size: int = 10, connect_timeout: int = 2, statement_timeout_ms: int = 5000
 ) -> Engine:
     """A pooled engine. A statement runs at most `statement_timeout_ms` (PostgreSQL cancels
     it), and no round trip waits more than a second longer than that (our side gives up,
-    db.timeouts): the request thread waiting on it is one of few."""
+    db.timeouts): the request thread waiting on it is one of few. A connect waits at most
+    `connect_timeout` for each host (db.hosts, for a URL that names several)."""
     round_trip_seconds = statement_timeout_ms / 1000 + 1
-    bound_round_trips(round_trip_seconds)
+    bound_round_trips(round_trip_seconds, connect_seconds=connect_timeout)
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=10,
+        # A traceback or log line never carries a statement's values (an email, a title).
+        hide_parameters=True,
         # Each statement is its own transaction: no BEGIN and COMMIT round trips around
         # a single SELECT, INSERT ... RETURNING or UPDATE ... RETURNING.
         isolation_level="AUTOCOMMIT",
@@ -51,7 +61,31 @@ def make_engine(
         },
     )
     _ping_idle_connections(engine)
+    _discard_connections_to_a_non_primary(engine)
+    _connect_one_host_at_a_time(engine)
     return engine
+
+
+def _discard_connections_to_a_non_primary(engine: Engine) -> None:
+    """A failover leaves pooled connections to a server that is no primary any more; a ping
+    would not tell (a demoted server still answers `SELECT 1`), the first write does. Such
+    an error is taken as a disconnect: SQLAlchemy invalidates that connection and every
+    other of the pool, and the next checkout connects anew, to the new primary."""
+
+    @event.listens_for(engine, "handle_error")
+    def not_a_primary(context: Any) -> None:
+        if getattr(context.original_exception, "pgcode", None) in NOT_A_PRIMARY:
+            context.is_disconnect = True
+
+
+def _connect_one_host_at_a_time(engine: Engine) -> None:
+    order = HostOrder()
+
+    @event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, _: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        if cargs or len(hosts_of(cparams)) < 2:
+            return None  # one host: libpq's own connect
+        return order.connect(dialect.loaded_dbapi.connect, cparams)
 
 
 def _ping_idle_connections(engine: Engine) -> None:
