@@ -108,8 +108,11 @@ def _ping_idle_connections(engine: Engine) -> None:
         try:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
-        except ServerNotAnswering:
-            raise  # the server is hung: another connection would wait just as long
+        except ServerNotAnswering as error:
+            # The server is hung, and so is every other pooled connection to it: each would
+            # cost its own wait. All are discarded; the checkout connects anew (to another
+            # host of a multi-host URL, or fails within the connect bound).
+            raise exc.InvalidatePoolError() from error
         except Exception as error:
             raise exc.DisconnectionError() from error
 
