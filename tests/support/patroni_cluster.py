@@ -174,6 +174,7 @@ class Node:
                 "data_dir": str(self.directory / "data"),
                 "bin_dir": postgres_bin_dir(),
                 "pgpass": str(self.directory / "pgpass"),
+                "basebackup": shipped["postgresql"]["basebackup"],
                 "authentication": {
                     "superuser": {"username": "postgres"},
                     "replication": {"username": "replicator"},
