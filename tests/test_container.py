@@ -504,6 +504,26 @@ def test_entrypoint_gives_up_when_postgresql_is_unreachable(base_env: dict[str, 
     assert "migration_started" not in result.stdout
 
 
+def test_entrypoint_names_every_host_of_a_multi_host_url(base_env: dict[str, str]) -> None:
+    closed = [free_port(), free_port()]
+    hosts = "&".join(f"host=127.0.0.1:{port}" for port in closed)
+    result = subprocess.run(
+        [str(ENTRYPOINT)],
+        env=entrypoint_env(
+            base_env,
+            DATABASE_URL=f"postgresql://postgres@/tasks?{hosts}&target_session_attrs=read-write",
+            WAIT_TIMEOUT_SECONDS="1",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    waiting = [e for e in log_lines(result.stdout) if e.get("event") == "dependency_waiting"]
+    where = ",".join(f"127.0.0.1:{port}" for port in closed)
+    assert waiting[0]["message"].startswith(f"waiting for PostgreSQL at {where}/tasks"), waiting
+
+
 def test_entrypoint_refuses_the_example_secret_in_production(base_env: dict[str, str]) -> None:
     result = subprocess.run(
         [str(ENTRYPOINT)],
