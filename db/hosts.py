@@ -10,11 +10,15 @@ the engine asks one host at a time itself, each within the connect bound, libpq 
 `target_session_attrs` on each, as psycopg 3 does in Python for the same reason.
 
 The order learns: the host that last took a connection is asked first (after a failover,
-the new primary at once, not after the replicas), and a host that did not answer is asked
-last until it answers again (a frozen host is not waited for ahead of the others).
+the new primary at once, not after the replicas). A host that did not answer, to a connect
+or on a pooled connection, is left out for `RESTING_SECONDS` unless no other is left, then
+asked last until it answers again: a frozen old primary is not waited for at every connect
+while its replicas are promoted, so the connect that follows the promotion finds the new
+primary at once.
 """
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +27,7 @@ import psycopg2
 from db.timeouts import ServerNotAnswering
 
 Host = tuple[str, str]  # (host, port); the port "" when the URL gives none
+RESTING_SECONDS = 10.0
 
 
 def hosts_of(params: dict[str, Any]) -> list[Host]:
@@ -45,18 +50,26 @@ class HostOrder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_taken: Host | None = None
-        self._silent: set[Host] = set()
+        # When each host that did not answer was last found so.
+        self._silent: dict[Host, float] = {}
+        # The host of each connection just made, until the pool asks (`host_of`).
+        self._made: dict[int, Host] = {}
 
     def order(self, hosts: list[Host]) -> list[Host]:
+        now = time.monotonic()
         with self._lock:
-            last, silent = self._last_taken, set(self._silent)
-        return sorted(hosts, key=lambda host: (host != last, host in silent))
+            last, silent = self._last_taken, dict(self._silent)
+        resting = {host for host, at in silent.items() if now - at < RESTING_SECONDS}
+        asked = [host for host in hosts if host not in resting] or hosts
+        return sorted(asked, key=lambda host: (host != last, host in silent))
 
     def connect(self, connect: Callable[..., Any], params: dict[str, Any]) -> Any:
         """A connection to the first host that takes one; an OperationalError naming every
-        host's failure, in libpq's words, when none does."""
+        host's failure, in libpq's words, and the hosts left out, when none does."""
         failures: list[str] = []
-        for host, port in self.order(hosts_of(params)):
+        hosts = hosts_of(params)
+        asked = self.order(hosts)
+        for host, port in asked:
             one = {**params, "host": host, "port": port}
             if not port:
                 del one["port"]
@@ -67,17 +80,34 @@ class HostOrder:
                 failures.append(_in_libpq_words(host, port, error))
             else:
                 self._answered((host, port), silent=False, taken=True)
+                with self._lock:
+                    self._made[id(connection)] = (host, port)
                 return connection
+        failures += [
+            f'connection to server at "{host}", port {port or 5432} skipped: '
+            f"no answer within the last {RESTING_SECONDS:g} s"
+            for host, port in hosts
+            if (host, port) not in asked
+        ]
         raise psycopg2.OperationalError("\n".join(failures))
+
+    def host_of(self, connection: Any) -> Host | None:
+        """The host a connection just made by `connect` is to (asked once, by the pool)."""
+        with self._lock:
+            return self._made.pop(id(connection), None)
+
+    def went_silent(self, host: Host) -> None:
+        """A pooled connection to `host` got no answer: leave it out for a while."""
+        self._answered(host, silent=True)
 
     def _answered(self, host: Host, *, silent: bool, taken: bool = False) -> None:
         with self._lock:
             if silent:
-                self._silent.add(host)
+                self._silent[host] = time.monotonic()
                 if self._last_taken == host:
                     self._last_taken = None
             else:
-                self._silent.discard(host)
+                self._silent.pop(host, None)
             if taken:
                 self._last_taken = host
 

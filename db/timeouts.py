@@ -15,12 +15,16 @@ import contextlib
 import select
 import socket
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 import psycopg2
 import psycopg2.extensions as psycopg2_ext
 
 _bound_seconds: float | None = None
 _connect_bound_seconds: float | None = None
+# A tighter bound for the round trips of one block (`bounded`).
+_block_bound_seconds: ContextVar[float | None] = ContextVar("block_bound", default=None)
 
 
 class ServerNotAnswering(psycopg2.OperationalError):  # type: ignore[misc]
@@ -37,6 +41,16 @@ def bound_round_trips(seconds: float, *, connect_seconds: float | None = None) -
     psycopg2_ext.set_wait_callback(_wait)
 
 
+@contextlib.contextmanager
+def bounded(seconds: float) -> Iterator[None]:
+    """Round trips in the block wait at most `seconds`: a ping needs no statement's time."""
+    token = _block_bound_seconds.set(seconds)
+    try:
+        yield
+    finally:
+        _block_bound_seconds.reset(token)
+
+
 def _cut_off(connection: psycopg2_ext.connection) -> None:
     """End the connection at the socket: libpq's own close would try to say goodbye to the
     server that does not answer, and wait. What libpq does with it next fails at once, and
@@ -51,7 +65,7 @@ def _cut_off(connection: psycopg2_ext.connection) -> None:
 def _wait(connection: psycopg2_ext.connection) -> None:
     assert _bound_seconds is not None and _connect_bound_seconds is not None
     connecting = connection.status == psycopg2_ext.STATUS_SETUP
-    bound = _connect_bound_seconds if connecting else _bound_seconds
+    bound = _connect_bound_seconds if connecting else _block_bound_seconds.get() or _bound_seconds
     deadline = time.monotonic() + bound
     while True:
         state = connection.poll()

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -163,6 +164,11 @@ class Round:
     write_refusal_window: float
     slowest_refusal: float
     acknowledged_writes: int
+    # The service's own account of the round, for a failure's message.
+    events: list[str] = field(default_factory=list, repr=False)
+
+    def numbers(self) -> dict[str, Any]:
+        return {key: value for key, value in vars(self).items() if key != "events"}
 
 
 def play_round(
@@ -176,7 +182,7 @@ def play_round(
         timeout=30,
         what="writes before the fault",
     )
-    faulted = time.monotonic()
+    faulted, faulted_at = time.monotonic(), utc_now()
     old.kill() if fault == "kill" else old.freeze()
     new = cluster.wait_for_new_primary(old)
     promoted = time.monotonic()
@@ -200,7 +206,32 @@ def play_round(
         write_refusal_window=round(refused[-1].started + refused[-1].seconds - faulted, 2),
         slowest_refusal=round(max(a.seconds for a in refused), 2),
         acknowledged_writes=sum(a.status == 201 for a in writes.answers),
+        events=events_since(service, faulted_at),
     )
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def events_since(service: LiveServer, moment: str) -> list[str]:
+    """The breakers' changes, the refusals' reasons and the slow requests the service logged
+    from `moment` (its log's UTC timestamps) on."""
+    shown = {"circuit_open", "circuit_half_open", "circuit_closed", "database_unavailable"}
+    found = []
+    for line in service.logs().splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if event.get("timestamp", "") < moment:
+                continue
+            slow = event.get("event") == "request" and event.get("duration_ms", 0) > 1000
+            if event.get("event") in shown or slow:
+                detail = event.get("reason") or event.get("path") or event.get("dependency")
+                found.append(
+                    f"{event['timestamp'][11:23]} {event['event']} {detail} "
+                    f"{event.get('duration_ms', '')}"
+                )
+    return found
 
 
 def rejoin(cluster: PatroniCluster, old: Node, fault: str) -> None:
@@ -241,9 +272,11 @@ def test_no_acknowledged_write_is_lost_when_the_primary_dies_or_hangs(
     finally:
         for client in clients:
             client.finish()
-    print(json.dumps([vars(done) for done in rounds]))  # the numbers docs/operations.md gives
+    print(json.dumps([done.numbers() for done in rounds]))  # as docs/operations.md gives them
 
     for done in rounds:
+        if done.every_worker_after_promotion > RECOVERY_SECONDS:
+            print(*done.events, sep="\n")  # what the service saw, for the failure below
         assert done.every_worker_after_promotion <= RECOVERY_SECONDS, done
     for client in clients:
         for answer in refusals(client):
