@@ -39,8 +39,8 @@ def main(argv: Sequence[str]) -> None:
         timeout_graceful_shutdown=options.graceful_seconds,
         access_log=False,  # the service's middleware writes one line per request
         log_config=None,
-        # httptools, with the request's head bounded (service/edge/step1_protocol.py).
-        http="service.edge.step1_protocol:EdgeHttpProtocol",
+        # httptools, with the request's head bounded (service/edge/protocol.py).
+        http="service.edge.protocol:EdgeHttpProtocol",
         # uvicorn would otherwise trust X-Forwarded-For from 127.0.0.1, letting a local
         # client choose its own rate-limit key.
         proxy_headers=bool(options.trusted_proxies),

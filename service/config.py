@@ -36,14 +36,18 @@ class Settings(DatabaseSettings):
     session_ttl_seconds: int = Field(default=7 * 86_400, ge=1)
     session_idle_timeout_seconds: int = Field(default=86_400, ge=1)
     rate_limit: str = "100/minute"
+    # Logout, logout everywhere and ending a session: per session, instead of the budget.
+    revoke_rate_limit: str = "30/minute"
     login_rate_limit: str = "10/minute"
     register_rate_limit: str = "20/hour"
-    # Failed logins per account, from every client together (distributed guessing), of
-    # logins that present no valid device token of the account.
+    # Password guesses per account, from every client together (distributed guessing),
+    # except from clients with a valid device token of the account or that signed in to
+    # it before.
     login_account_rate_limit: str = "50/hour"
-    # Failed logins per device, for logins that present a valid device token.
+    # Password guesses per device, for logins that present a valid device token.
     login_device_rate_limit: str = "5/15minutes"
-    # How long a device token (answered by every successful login) stays valid.
+    # How long a device token (answered by every successful login) stays valid, and a
+    # client address an account signed in from stays known.
     device_token_ttl_seconds: int = Field(default=90 * 86_400, ge=60, le=400 * 86_400)
     # A refresh token just rotated away still gets the same new pair for this long.
     refresh_grace_seconds: float = Field(default=10, ge=0, le=300)
@@ -113,6 +117,7 @@ class Settings(DatabaseSettings):
 
     @field_validator(
         "rate_limit",
+        "revoke_rate_limit",
         "login_rate_limit",
         "register_rate_limit",
         "login_account_rate_limit",

@@ -1,48 +1,51 @@
-"""What an endpoint can ask for, as `Annotated` aliases used as type hints:
+"""What an endpoint can ask for, as type hints:
 
     def read_task(task_id: TaskId, caller: Caller, tasks: Tasks) -> Response: ...
 
-`Caller` is the authenticated caller; the route wrapper (service.edge.step3_route) fills
-it once the session is known to be live, so FastAPI never sees it. The services come from
-the worker's Runtime (the app's state), through cheap async dependencies that cost no
-thread hop.
+`Caller` is the request of an authenticated caller (`caller.user_id`, `caller.session_id`):
+an endpoint runs only once admission found its caller (service.edge.admission). A public
+endpoint takes its request as `request: ApiRequest` instead. The services come from the
+worker's Runtime, through cheap async dependencies that cost no thread hop.
 """
 
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.edge.call import Principal
-from service.edge.step3_route import FROM_CALL
+from service.edge.admission import RequestAttempts
+from service.edge.call import ApiRequest
+from service.runtime import runtime_of
 from service.services.accounts import AccountService
 from service.services.passwords import PasswordService
 from service.services.sessions import SessionService
 from service.services.tasks import TaskService
 
-Caller = Annotated[Principal, FROM_CALL]
+Caller = ApiRequest
 
 
 async def _accounts(request: Request) -> AccountService:
-    service: AccountService = request.app.state.runtime.accounts
-    return service
+    return runtime_of(request).accounts
 
 
 async def _passwords(request: Request) -> PasswordService:
-    service: PasswordService = request.app.state.runtime.password_service
-    return service
+    return runtime_of(request).password_service
 
 
 async def _sessions(request: Request) -> SessionService:
-    service: SessionService = request.app.state.runtime.session_service
-    return service
+    return runtime_of(request).session_service
 
 
 async def _tasks(request: Request) -> TaskService:
-    service: TaskService = request.app.state.runtime.tasks
-    return service
+    return runtime_of(request).tasks
+
+
+async def _attempts(request: Request) -> RequestAttempts:
+    return runtime_of(request).admission.attempts(request)
 
 
 Accounts = Annotated[AccountService, Depends(_accounts)]
 Passwords = Annotated[PasswordService, Depends(_passwords)]
 OwnSessions = Annotated[SessionService, Depends(_sessions)]
 Tasks = Annotated[TaskService, Depends(_tasks)]
+# The request's attempts against an account, counted before they are made.
+Attempts = Annotated[RequestAttempts, Depends(_attempts)]

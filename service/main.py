@@ -1,5 +1,5 @@
 """App factory: `create_app(settings)` wires the request path together; `app` is what
-uvicorn serves. The path itself, step by step, is service/edge (docs/design.md)."""
+uvicorn serves. The path itself, part by part, is service/edge (docs/design.md)."""
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -10,10 +10,8 @@ from fastapi_offline import FastAPIOffline
 
 from service import metrics
 from service.config import EXAMPLE_JWT_WARNING, Settings, get_settings
-from service.edge import openapi, step6_errors
-from service.edge.step1_protocol import MAX_HEADER_BYTES
-from service.edge.step2_asgi import EdgeMiddleware
-from service.edge.step3_route import EdgeRoute
+from service.edge import errors, middleware, openapi
+from service.edge.route import EdgeRoute
 from service.logging import configure_logging, get_logger
 from service.routes import account, auth, health, sessions, tasks
 from service.runtime import Runtime
@@ -45,8 +43,9 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         # no process-wide hook.
         runtime = Runtime.build(settings)
         for context in iter_route_contexts(app.routes):
-            if isinstance(context.original_route, EdgeRoute):
-                runtime.limits.validate(context.original_route.declaration.limits)
+            route = context.original_route
+            if isinstance(route, EdgeRoute) and route.declaration.limits not in runtime.limits.sets:
+                raise ValueError(f"{route.path}: no rate limits named {route.declaration.limits!r}")
         app.state.runtime = runtime
         log.info("service_started", app_env=settings.app_env)
         yield
@@ -79,14 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # trailing slash is a JSON 404 instead.
         redirect_slashes=False,
     )
-    step6_errors.install(app)
-    app.add_middleware(
-        EdgeMiddleware,
+    errors.install(app)
+    stack = middleware.stack(
         max_body_bytes=settings.max_body_bytes,
-        max_header_bytes=MAX_HEADER_BYTES,
         allowed_hosts=settings.allowed_host_set,
         cors_origins=settings.cors_origin_set,
     )
+    # Starlette runs the middleware added last first: add them innermost first.
+    for part, options in reversed(stack):
+        app.add_middleware(part, **options)
     # Every route of these routers is an EdgeRoute: protected unless declared public.
     for router in (auth.router, account.router, sessions.router, tasks.router):
         app.include_router(router)

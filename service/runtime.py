@@ -3,10 +3,14 @@
 
 from dataclasses import dataclass
 
+from starlette.requests import HTTPConnection
+
 from db.engine import Database, make_engine
 from service.config import Settings
+from service.edge.admission import Admission
+from service.edge.call import Call
 from service.edge.circuits import Circuit, database_circuit, redis_circuit
-from service.edge.step3_route import Pools
+from service.edge.pools import Pools
 from service.health import Dependency, Readiness
 from service.limits.policy import RateLimits
 from service.mail import Mailer, Outbox, SmtpSettings
@@ -16,6 +20,7 @@ from service.services.sessions import SessionService
 from service.services.tasks import TaskService
 from sessions import redis_client
 from sessions.devices import DeviceTokens
+from sessions.known_clients import KnownClients
 from sessions.passwords import PasswordHasher
 from sessions.resets import ResetTokens
 from sessions.store import SessionStore
@@ -31,6 +36,7 @@ class Runtime:
     tokens: TokenCodec
     passwords: PasswordHasher
     limits: RateLimits
+    admission: Admission
     pools: Pools
     outbox: Outbox
     accounts: AccountService
@@ -85,21 +91,21 @@ class Runtime:
                 secret=settings.jwt_secret.get_secret_value(),
                 ttl_seconds=settings.device_token_ttl_seconds,
             ),
+            known_clients=KnownClients(
+                client, ttl_seconds=settings.device_token_ttl_seconds, guard=redis_breaker.guard
+            ),
         )
         limits = RateLimits(
             client=client,
-            topology=redis_client.parse(settings.redis_url).topology,
-            sessions=sessions,
             guard=redis_breaker.guard,
+            subject_of=Call.of,
             budget=settings.rate_limit,
+            revoke=settings.revoke_rate_limit,
+            register=settings.register_rate_limit,
             login=settings.login_rate_limit,
             login_account=settings.login_account_rate_limit,
             login_device=settings.login_device_rate_limit,
-            register=settings.register_rate_limit,
             password_reset=settings.password_reset_rate_limit,
-            canonical_email_of=accounts.canonical_email_of,
-            account_of=accounts.account_of,
-            devices=accounts.devices,
         )
         outbox = Outbox()
 
@@ -115,6 +121,9 @@ class Runtime:
             tokens=tokens,
             passwords=passwords,
             limits=limits,
+            admission=Admission(
+                tokens=tokens, sessions=sessions, limits=limits, guard=redis_breaker.guard
+            ),
             pools=pools,
             outbox=outbox,
             accounts=accounts,
@@ -134,7 +143,6 @@ class Runtime:
                 ),
                 outbox=outbox,
                 reset_url=settings.password_reset_url,
-                clear_login_failures=limits.clear_login_failures,
             ),
             tasks=TaskService(database=database),
             redis_circuit=redis_breaker,
@@ -153,6 +161,12 @@ class Runtime:
         self.outbox.close()
         self.database.dispose()
         self.redis.close()
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    """The worker's Runtime, which the app's lifespan keeps in its state."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
 
 
 def _smtp_settings(settings: Settings) -> SmtpSettings:

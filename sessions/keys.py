@@ -15,6 +15,8 @@ Redis Cluster slot:
   written with every such change, so that a retried one always has a write to wait for.
 - `session-owner:<sid>`       the user id of a session, so an admin can find it by id alone
   (no hash tag: it is written and deleted apart from the user's other keys).
+- `known-clients:{u:<uid>}`   sorted set of the client addresses the account signed in
+  from, scored by the last time (sessions.known_clients).
 """
 
 SESSION_KEY_PATTERN = "session:*"
@@ -46,3 +48,7 @@ def revoked_key(user_id: int) -> str:
 
 def owner_key(session_id: str) -> str:
     return f"session-owner:{session_id}"
+
+
+def known_clients_key(user_id: int) -> str:
+    return f"known-clients:{user_tag(user_id)}"

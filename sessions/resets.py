@@ -112,5 +112,10 @@ class ResetTokens:
             spent = self._spend(self._redis, [reset_key(token.user_id)], args)
         return bool(spent)
 
+    def spend_all(self, user_id: int) -> None:
+        """Spend every outstanding token of the account (its password changed)."""
+        with self._guard():
+            self._redis.delete(reset_key(user_id))
+
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -1,19 +1,25 @@
-"""The request path, from the socket to the endpoint, one module per step in call order:
+"""The request path, from the socket to the endpoint, one module per part. The nesting,
+outermost first, as a request meets it:
 
-1. step1_protocol  the HTTP/1.1 protocol: the request head bounded, JSON for what the
-                   parser refuses
-2. step2_asgi      the ASGI middleware: creates the request's Call (call.py); request id,
-                   Host, CORS (cors.py), HEAD, default headers, access log, metrics, the
-                   last-resort 500
-3. step3_route     the route wrapper: reads the endpoint's one declaration and makes one
-                   hop into a worker thread, where steps 4 and 5 and the endpoint run
-4. step4_auth      the bearer token verified; 401 for a protected route without a live
-                   session
-5. step5_budget    the rate limits spent through SlowAPI (service/limits); the budget's
-                   hit checks the token's session in the same Redis round trip
-   (the endpoint)  service/routes -> service/services -> db/ and sessions/
-6. step6_errors    every error rendered as JSON, once
+protocol.py      the HTTP/1.1 protocol (uvicorn's httptools): the request head bounded,
+                 JSON for what the parser refuses
+middleware.py    the ASGI middleware, on the event loop, in this order (`stack`):
+                   RequestIdentity  the request's Call (call.py) and its id, bound to logs
+                   AccessLog        one log line and the metrics per request
+                   DefaultHeaders   request id, nosniff, no-store, Bearer, X-RateLimit-*
+                   LastResort       a JSON 500 for anything unexpected
+                   AllowedHosts     400 for a Host not listed
+                   BodyBound        413 past the body bound
+                   CorsAnswers      CORS for the listed origins (cors.py)
+                   HeadAsGet        HEAD served as GET without the body
+route.py         the route: the endpoint's one declaration, what the route cannot take
+                 (415, repeated query parameters), FastAPI's validation, then one hop
+                 into a worker thread (pools.py), where
+admission.py       decides who is calling and whether they may: the token, its session,
+                   the rate limits (SlowAPI, service/limits), 401 or 429
+                 then the endpoint: service/routes -> service/services -> db/, sessions/
+errors.py        every error rendered as JSON, once
 
-Beside them: openapi.py (what the document says of the steps) and circuits.py (the
-breakers the stores and the database call through).
+Beside them: openapi.py (what the document says of them) and circuits.py (the breakers the
+stores and the database call through).
 """

@@ -1,16 +1,18 @@
-"""The one object a request's steps share. The ASGI step (step2_asgi) creates it and keeps
-it in the request's state; every later step reads and fills it: nothing else about a
-request is handed from one step to another."""
+"""The one object a request's parts share, and the request as an endpoint sees it.
 
-import math
-import time
+The request-id middleware creates the Call and keeps it in the request's ASGI state;
+admission fills in the caller and the rate-limit window; the default-headers middleware
+and the access log read them. Nothing else about a request is handed from one part to
+another.
+"""
+
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
-from db.models import User
-from sessions.tokens import AccessClaims
+from service.limits.policy import Window
+from service.services.accounts import ClientInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,58 +23,59 @@ class Principal:
     session_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A rate limit's current window, as the X-RateLimit-* headers report it."""
-
-    limit: int
-    remaining: int
-    reset_at: float
-
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """X-RateLimit-* as raw ASGI headers; Reset in epoch seconds, as GitHub sends it."""
-        return [
-            (b"x-ratelimit-limit", str(self.limit).encode()),
-            (b"x-ratelimit-remaining", str(self.remaining).encode()),
-            (b"x-ratelimit-reset", str(math.ceil(self.reset_at)).encode()),
-        ]
-
-    def retry_after(self) -> str:
-        return str(max(1, math.ceil(self.reset_at - time.time())))
-
-
-@dataclass(frozen=True, slots=True)
-class AccountLookup:
-    """The account a login's email reaches (`user` None: no account), looked up once."""
-
-    user: User | None
-
-
 @dataclass(slots=True)
 class Call:
     request_id: str
     # The socket peer, or what a trusted proxy said (uvicorn --forwarded-allow-ips).
     client_ip: str
-    # The bearer token's claims once its signature and claims verify (step4_auth); its
-    # session is not known to be live until the budget is spent (step5_budget).
-    claims: AccessClaims | None = None
-    # The caller, once the token's session is known to be live.
+    # The caller, once admission found the token's session live.
     principal: Principal | None = None
-    # The validated request body, which some limits are keyed by (the login's email).
-    body: Any = None
-    # The canonical email that keys the account's limits, once looked up.
-    account_key: str | None = None
-    # The account a login's email reaches, when the login sent a device token: looked up
-    # to check the token, and reused by the login itself.
-    login_account: AccountLookup | None = None
-    # The device a valid device token of that account names (service.limits.policy).
-    device_id: str | None = None
+    # What a service found for the attempt it is about to make (service.services.attempts).
+    attempt: Any = None
     # The rate-limit window the response reports (X-RateLimit-*).
     window: Window | None = None
-    # The budget has been spent for this request (by its route or its 401/422 answer).
-    admitted: bool = False
+    # The request's one rate-limit check has been made.
+    spent: bool = False
+
+    @property
+    def user_id(self) -> int | None:
+        return self.principal.user_id if self.principal else None
+
+    @property
+    def session_id(self) -> str | None:
+        return self.principal.session_id if self.principal else None
 
     @staticmethod
     def of(request: Request) -> "Call":
-        call: Call = request.state.call
+        call: Call = request.scope["state"]["call"]
         return call
+
+
+class ApiRequest(Request):
+    """A request to a route of the API, as its endpoint sees it (FastAPI's custom Request
+    class, made by service.edge.route): a Starlette request, plus its caller and client.
+    An endpoint runs only once admission let the request in, so a protected route's
+    request always has a caller."""
+
+    @property
+    def call(self) -> Call:
+        return Call.of(self)
+
+    @property
+    def caller(self) -> Principal:
+        principal = self.call.principal
+        if principal is None:
+            raise LookupError("no caller: the route is public")
+        return principal
+
+    @property
+    def user_id(self) -> int:
+        return self.caller.user_id
+
+    @property
+    def session_id(self) -> str:
+        return self.caller.session_id
+
+    @property
+    def client_info(self) -> ClientInfo:
+        return ClientInfo(ip=self.call.client_ip, user_agent=self.headers.get("user-agent", ""))

@@ -74,6 +74,7 @@ class Circuit:
         )
         metrics.CIRCUIT_STATE.labels(dependency=dependency).set(0)
         self._trial = threading.Lock()
+        self._inside = threading.local()
 
     @property
     def state(self) -> str:
@@ -82,7 +83,20 @@ class Circuit:
     @contextmanager
     def guard(self) -> Iterator[None]:
         """Run the block under the breaker; CircuitOpen at once while it is open, and while
-        another call is the one trial of a half-open circuit."""
+        another call is the one trial of a half-open circuit. A guard inside another of the
+        same circuit, in the same thread, is part of it: one unit of work, one call."""
+        if getattr(self._inside, "guarded", False):
+            yield
+            return
+        self._inside.guarded = True
+        try:
+            with self._breaker_call():
+                yield
+        finally:
+            self._inside.guarded = False
+
+    @contextmanager
+    def _breaker_call(self) -> Iterator[None]:
         trial = False
         if self._breaker.current_state != "closed":
             # pybreaker lets every call through once the timeout is over; one is enough.

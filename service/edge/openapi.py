@@ -1,5 +1,5 @@
 """The OpenAPI document: FastAPI's, plus what it cannot see from the routes alone, read
-from each route's declaration (step3_route): the headers every response carries, the
+from each route's declaration (route.py): the headers every response carries, the
 bearer token the protected routes need, and the rate-limit headers of the limited ones."""
 
 from typing import Any
@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
-from service.edge.step3_route import Declaration, EdgeRoute
+from service.edge.route import Declaration, EdgeRoute
 from service.schemas.common import InternalErrorResponse
 
 HEADERS: dict[str, dict[str, Any]] = {

@@ -1,2 +1,3 @@
-"""Rate-limit policy: the named limits and their keys (policy.py) and the `limits` storage
-SlowAPI counts in (storage.py). The request path spends them in service/edge/step5_budget."""
+"""Rate limits: every limit and its keys (policy.py), decided by SlowAPI's Limiter, and the
+`limits` storage it counts in (storage.py). Spent by service.edge.admission and, for the
+attempts a service makes against an account, through service.services.attempts."""

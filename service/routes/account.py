@@ -3,8 +3,8 @@ everywhere."""
 
 from fastapi import APIRouter, Response
 
-from service.deps import Accounts, Caller, OwnSessions, Passwords
-from service.edge.step3_route import EdgeRoute, declare
+from service.deps import Accounts, Attempts, Caller, OwnSessions, Passwords
+from service.edge.route import EdgeRoute, declare
 from service.responses import NO_STORE, json_response
 from service.schemas.auth import (
     AccountDeleted,
@@ -31,16 +31,20 @@ def read_me(caller: Caller, accounts: Accounts) -> Response:
     response_model=PasswordChanged,
     responses=error_responses(401, 403, 413, 415, 422, 429, 503),
 )
-@declare(hashes_passwords=True, limits=("password_guess",))
-def change_password(body: PasswordChange, caller: Caller, passwords: Passwords) -> Response:
+@declare(hashes_passwords=True, limits="password_guess")
+def change_password(
+    body: PasswordChange, caller: Caller, passwords: Passwords, attempts: Attempts
+) -> Response:
     """Change the password, after checking the current one (403 when wrong, and nothing
-    changes). Every other session of the account ends; this one stays live. Counts
-    against `LOGIN_RATE_LIMIT` like a login."""
+    changes). Every other session of the account ends; this one stays live; reset links
+    already mailed stop working. The check counts against the login limits like a login
+    from a client the account does not know."""
     result = passwords.change(
         user_id=caller.user_id,
         session_id=caller.session_id,
         current_password=body.current_password,
         new_password=body.new_password,
+        attempts=attempts,
     )
     return json_response(result)
 
@@ -50,22 +54,29 @@ def change_password(body: PasswordChange, caller: Caller, passwords: Passwords) 
     response_model=AccountDeleted,
     responses=error_responses(401, 403, 413, 415, 422, 429, 503),
 )
-@declare(hashes_passwords=True, limits=("password_guess",))
-def delete_me(body: AccountDeletion, caller: Caller, accounts: Accounts) -> Response:
+@declare(hashes_passwords=True, limits="password_guess")
+def delete_me(
+    body: AccountDeletion, caller: Caller, accounts: Accounts, attempts: Attempts
+) -> Response:
     """Delete the caller's account, its tasks and every session, after checking the
     password (403 when wrong, and nothing changes). The email can register again."""
-    return json_response(accounts.delete(user_id=caller.user_id, password=body.password))
+    deleted = accounts.delete(user_id=caller.user_id, password=body.password, attempts=attempts)
+    return json_response(deleted)
 
 
 @router.post("/logout", response_model=Message, responses=error_responses(401, 429, 503))
+@declare(limits="revocation")
 def logout(caller: Caller, sessions: OwnSessions) -> Response:
     """End this session: its access and refresh tokens are refused from the next
-    request on, on every worker and replica."""
+    request on, on every worker and replica. Never refused because the account's budget
+    is spent: counted against `REVOKE_RATE_LIMIT` per session instead."""
     sessions.logout(user_id=caller.user_id, session_id=caller.session_id)
     return json_response({"detail": "Logged out"})
 
 
 @router.post("/logout/all", response_model=RevokedCount, responses=error_responses(401, 429, 503))
+@declare(limits="revocation")
 def logout_all(caller: Caller, sessions: OwnSessions) -> Response:
-    """End every session of the caller's account, this one included."""
+    """End every session of the caller's account, this one included. Counted against
+    `REVOKE_RATE_LIMIT` per session, not the budget."""
     return json_response({"revoked": sessions.logout_all(user_id=caller.user_id)})

@@ -1,10 +1,10 @@
 """The public account routes: register, log in, refresh, reset a forgotten password."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from service.deps import Accounts, Passwords
-from service.edge.call import Call
-from service.edge.step3_route import EdgeRoute, declare
+from service.deps import Accounts, Attempts, Passwords
+from service.edge.call import ApiRequest
+from service.edge.route import EdgeRoute, declare
 from service.responses import NO_STORE, json_response
 from service.schemas.auth import (
     Credentials,
@@ -18,7 +18,6 @@ from service.schemas.auth import (
     UserRead,
 )
 from service.schemas.common import error_responses
-from service.services.accounts import ClientInfo
 
 # The same for every address, known or not.
 RESET_REQUESTED = "If an account exists for this email, a reset message is on its way"
@@ -31,8 +30,8 @@ router = APIRouter(tags=["auth"], route_class=EdgeRoute)
     response_model=UserRead,
     responses=error_responses(409, 413, 415, 422, 429, 503),
 )
-@declare(public=True, hashes_passwords=True, limits=("registration",))
-def register(body: Registration, accounts: Accounts) -> Response:
+@declare(public=True, hashes_passwords=True, limits="registration")
+def register(body: Registration, request: ApiRequest, accounts: Accounts) -> Response:
     """Create an account. The email is compared in one canonical form (case and Unicode
     spelling do not matter), so a second spelling of a registered address is a 409.
     Limited by `REGISTER_RATE_LIMIT` per client IP. Does not log in: call /login next."""
@@ -45,25 +44,26 @@ def register(body: Registration, accounts: Accounts) -> Response:
     response_model=LoginTokens,
     responses=error_responses(401, 413, 415, 422, 429, 503),
 )
-@declare(public=True, hashes_passwords=True, limits=("password_guess",))
-def login(body: Credentials, request: Request, accounts: Accounts) -> Response:
+@declare(public=True, hashes_passwords=True, limits="password_guess")
+def login(
+    body: Credentials, request: ApiRequest, accounts: Accounts, attempts: Attempts
+) -> Response:
     """Start a session: an access token (a short-lived JWT), a refresh token, and a device
     token to keep and send with the next logins of this client. An unknown email and a
     wrong password get the same 401, in the same time. Limited by `LOGIN_RATE_LIMIT` per
-    client IP and account, and `LOGIN_ACCOUNT_RATE_LIMIT` failures per account from all
-    clients; a login that sends a valid device token of the account is counted against
-    `LOGIN_DEVICE_RATE_LIMIT` (that device's failures) instead of the account-wide limit,
-    so guesses from elsewhere never lock its owner out. A forged, expired or other
-    account's device token is ignored. Past `MAX_SESSIONS_PER_USER` live sessions, the
-    least recently used one ends."""
-    call = Call.of(request)
-    client = ClientInfo(ip=call.client_ip, user_agent=request.headers.get("user-agent", ""))
+    client IP and account, and `LOGIN_ACCOUNT_RATE_LIMIT` per account from all clients
+    but those its owner used: a login that sends a valid device token of the account is
+    counted against `LOGIN_DEVICE_RATE_LIMIT` (that device's) instead, and a client
+    address that signed in to the account before is not counted, so guesses from
+    elsewhere never lock its owner out. A forged, expired or other account's device token
+    is ignored. Past `MAX_SESSIONS_PER_USER` live sessions, the least recently used one
+    ends."""
     tokens = accounts.login(
         email=str(body.email),
         password=body.password,
-        client=client,
+        client=request.client_info,
+        attempts=attempts,
         device_token=body.device_token,
-        known=call.login_account,
     )
     return json_response(tokens, headers=NO_STORE)
 
@@ -74,7 +74,7 @@ def login(body: Credentials, request: Request, accounts: Accounts) -> Response:
     responses=error_responses(401, 413, 415, 422, 429, 503),
 )
 @declare(public=True)
-def refresh(body: RefreshRequest, accounts: Accounts) -> Response:
+def refresh(body: RefreshRequest, request: ApiRequest, accounts: Accounts) -> Response:
     """Trade the refresh token for a new pair; the session's previous tokens stop
     working at once. Within `REFRESH_GRACE_SECONDS` the token just rotated away returns
     the same new pair again (parallel tabs, a retry). A refresh token spent before that
@@ -89,12 +89,14 @@ def refresh(body: RefreshRequest, accounts: Accounts) -> Response:
     response_model=Message,
     responses=error_responses(413, 415, 422, 429, 503),
 )
-@declare(public=True, limits=("password_reset",))
-def forgot_password(body: PasswordForgot, passwords: Passwords) -> Response:
+@declare(public=True, limits="reset_mail")
+def forgot_password(
+    body: PasswordForgot, request: ApiRequest, passwords: Passwords, attempts: Attempts
+) -> Response:
     """Ask for a password-reset mail. The answer is the same, and as fast, for every
     address, known or not; when an account has it, a single-use token is mailed.
     Limited by `PASSWORD_RESET_RATE_LIMIT` per client IP and per address."""
-    passwords.request_reset(email=str(body.email))
+    passwords.request_reset(email=str(body.email), attempts=attempts)
     return json_response({"detail": RESET_REQUESTED}, status_code=202)
 
 
@@ -104,7 +106,7 @@ def forgot_password(body: PasswordForgot, passwords: Passwords) -> Response:
     responses=error_responses(400, 413, 415, 422, 429, 503),
 )
 @declare(public=True, hashes_passwords=True)
-def reset_password(body: PasswordReset, passwords: Passwords) -> Response:
+def reset_password(body: PasswordReset, request: ApiRequest, passwords: Passwords) -> Response:
     """Set a new password with the token from the reset mail. Every session of the
     account ends and the token is spent. An unknown, spent or expired token is a 400
     and changes nothing."""

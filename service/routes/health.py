@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from service import metrics
 from service.config import EXAMPLE_JWT_WARNING
 from service.errors import NotAuthenticated, NotFound
-from service.runtime import Runtime
+from service.runtime import runtime_of
 from service.schemas.health import Liveness, NotReady, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -35,7 +35,7 @@ async def read_readiness(request: Request) -> Any:
     (their circuit breakers let calls through and they answered within the last second).
     Route no traffic to an instance that answers 503 here. Answered within 2 seconds even
     when a dependency hangs. `worker` names the process that answered."""
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     checks = await runtime.readiness.status()
     failing = [name for name, ok in checks.items() if not ok]
     body: dict[str, Any] = {
@@ -55,7 +55,7 @@ async def read_readiness(request: Request) -> Any:
 # operations documentation describes it).
 @router.get("/metrics", response_class=Response, include_in_schema=False)
 async def read_metrics(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     expected = runtime.settings.metrics_token
     if expected is None:
         raise NotFound()

@@ -8,7 +8,7 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from service.deps import Caller, OwnSessions
-from service.edge.step3_route import EdgeRoute
+from service.edge.route import EdgeRoute, declare
 from service.responses import json_response
 from service.schemas.common import Documented, error_responses
 from service.schemas.sessions import SessionList, SessionRevoked
@@ -46,8 +46,10 @@ def list_sessions(caller: Caller, sessions: OwnSessions) -> Response:
     response_model=SessionRevoked,
     responses=error_responses(401, 404, 422, 429, 503),
 )
+@declare(limits="revocation")
 def revoke_session(session_id: SessionId, caller: Caller, sessions: OwnSessions) -> Response:
     """End one of the caller's sessions (another device, say). Another user's session,
-    or one that has ended, is a 404."""
+    or one that has ended, is a 404. Counted against `REVOKE_RATE_LIMIT` per session, not
+    the budget."""
     sessions.revoke(user_id=caller.user_id, session_id=session_id)
     return json_response({"id": session_id, "revoked": True})

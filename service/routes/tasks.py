@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from service.deps import Caller, Tasks
-from service.edge.step3_route import EdgeRoute
+from service.edge.route import EdgeRoute
 from service.responses import json_response, tagged_response
 from service.routes.task_docs import responses
 from service.schemas.tasks import (

@@ -10,15 +10,17 @@ from db.engine import Database
 from db.models import User
 from service import metrics
 from service.audit import audit, sessions_revoked
-from service.edge.call import AccountLookup
 from service.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
     NotFound,
+    RateLimited,
     WrongPassword,
 )
+from service.services.attempts import Attempts, PasswordGuess
 from sessions.devices import DeviceTokens
+from sessions.known_clients import KnownClients
 from sessions.passwords import PasswordHasher
 from sessions.refresh import RefreshToken
 from sessions.store import CredentialsChanged, RotationResult, SessionStore
@@ -35,6 +37,12 @@ def account_view(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "created_at": user.created_at}
 
 
+def account_key(user: User) -> str:
+    """What an account's guess counters are keyed by: a password change or reset starts
+    them afresh (the version moves)."""
+    return f"{user.id}v{user.credentials_version}"
+
+
 class AccountService:
     def __init__(
         self,
@@ -44,12 +52,14 @@ class AccountService:
         tokens: TokenCodec,
         passwords: PasswordHasher,
         devices: DeviceTokens,
+        known_clients: KnownClients,
     ) -> None:
         self._database = database
         self._sessions = sessions
         self._tokens = tokens
         self._passwords = passwords
         self.devices = devices
+        self._known_clients = known_clients
 
     def register(self, *, email: str, password: str) -> dict[str, Any]:
         with self._database.session() as db:
@@ -71,14 +81,35 @@ class AccountService:
         email: str,
         password: str,
         client: ClientInfo,
+        attempts: Attempts,
         device_token: str | None = None,
-        known: AccountLookup | None = None,
     ) -> dict[str, Any]:
-        """A new session's tokens and a device token for the client. `known`: the account
-        `email` reaches, when the caller has already looked it up."""
-        user = known.user if known is not None else self.account_of(email)
+        """A new session's tokens and a device token for the client. The guess is counted
+        (`attempts`) before the password is hashed: by client and address, by account
+        unless the client has a device token of the account or signed in to it before,
+        and by device."""
+        user = self.account_of(email)
+        device = None
+        if user is not None:
+            device = self.devices.device_of(
+                device_token, user_id=user.id, email=user.email_canonical
+            )
+        guess = PasswordGuess(
+            email=canonical_email(email),
+            account=account_key(user) if user else f"email:{canonical_email(email)}",
+            device=device,
+            known_client=user is not None
+            and self._known_clients.knows(user_id=user.id, ip=client.ip),
+        )
         # Unknown emails are verified against a dummy hash: same work, same answer.
-        matches, new_hash = self._passwords.verify(password, user.password_hash if user else None)
+        stored_hash = user.password_hash if user else None
+        try:
+            matches, new_hash = attempts.password_guess(
+                guess, lambda: self._passwords.verify(password, stored_hash)
+            )
+        except RateLimited:
+            metrics.LOGIN_ATTEMPTS.labels(outcome="limited").inc()
+            raise
         if user is None or not matches:
             audit.warning(
                 "login_failed",
@@ -104,6 +135,7 @@ class AccountService:
             audit.warning("login_failed", reason="credentials_changed", user_id=user.id)
             metrics.LOGIN_ATTEMPTS.labels(outcome="failure").inc()
             raise InvalidCredentials() from None
+        self._known_clients.remember(user_id=user.id, ip=client.ip)
         audit.info("session_created", user_id=user.id, session_id=session.id)
         metrics.LOGIN_ATTEMPTS.labels(outcome="success").inc()
         for evicted in session.evicted:
@@ -111,14 +143,8 @@ class AccountService:
         pair = self._token_pair(user.id, session.id, jti, int(time.time()), session.refresh)
         # A valid device token of this account is renewed (same device, a fresh expiry);
         # anything else sent is ignored, and the client is a new device.
-        device = self.devices.issue(
-            user_id=user.id,
-            email=user.email_canonical,
-            device_id=self.devices.device_of(
-                device_token, user_id=user.id, email=user.email_canonical
-            ),
-        )
-        return {**pair, "device_token": str(device)}
+        issued = self.devices.issue(user_id=user.id, email=user.email_canonical, device_id=device)
+        return {**pair, "device_token": str(issued)}
 
     def account_of(self, email: str) -> User | None:
         """The account an address reaches, in any spelling of it."""
@@ -151,21 +177,18 @@ class AccountService:
                 raise NotFound("Account not found")
             return account_view(user)
 
-    def canonical_email_of(self, user_id: int) -> str | None:
-        """The account's canonical email, which keys its login limits."""
-        with self._database.session() as db:
-            user = repo.get_user(db, user_id=user_id)
-            return canonical_email(user.email) if user else None
-
-    def delete(self, *, user_id: int, password: str) -> dict[str, Any]:
+    def delete(self, *, user_id: int, password: str, attempts: Attempts) -> dict[str, Any]:
         """Delete the account and its tasks (one transaction), then end every session."""
-        self.verify_password(user_id=user_id, password=password, action="account_delete")
+        self.verify_password(
+            user=self.user(user_id), password=password, action="account_delete", attempts=attempts
+        )
         with self._database.transaction() as db:
             version = repo.delete_user(db, user_id=user_id)
         if version is None:
             raise NotFound("Account not found")
         # Past the last version: a login that read the account before it went is stale.
         revoked = self._sessions.revoke_all(user_id=user_id, credentials_version=version + 1)
+        self._known_clients.forget(user_id=user_id)
         audit.info("account_deleted", user_id=user_id)
         sessions_revoked("account_deleted", user_id=user_id, count=revoked)
         return {"id": user_id, "deleted": True}
@@ -179,16 +202,17 @@ class AccountService:
         return user
 
     def verify_password(
-        self, *, user_id: int, password: str, action: str, user: User | None = None
-    ) -> User:
-        """The account (`user`, when the caller has it), when `password` is its password;
-        WrongPassword (403) otherwise."""
-        user = user or self.user(user_id)
-        matches, _ = self._passwords.verify(password, user.password_hash)
+        self, *, user: User, password: str, action: str, attempts: Attempts
+    ) -> None:
+        """Check the account's current password, counted as a guess like a login's from an
+        unknown client (a stolen session must not guess it freely); WrongPassword (403)."""
+        guess = PasswordGuess(email=user.email_canonical, account=account_key(user))
+        matches, _ = attempts.password_guess(
+            guess, lambda: self._passwords.verify(password, user.password_hash)
+        )
         if not matches:
-            audit.warning(f"{action}_refused", reason="wrong_password", user_id=user_id)
+            audit.warning(f"{action}_refused", reason="wrong_password", user_id=user.id)
             raise WrongPassword()
-        return user
 
     def _token_pair(
         self, user_id: int, session_id: str, jti: str, issued_at: int, refresh: RefreshToken

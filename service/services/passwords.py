@@ -1,14 +1,15 @@
 """Changing a password, and resetting a forgotten one by email."""
 
-from collections.abc import Callable
 from typing import Any
 
 from db import repositories as repo
+from db.emails import canonical_email
 from db.engine import Database
 from service.audit import audit, sessions_revoked
 from service.errors import InvalidResetToken, NotFound, PasswordRefused
 from service.mail import Mailer, Outbox
 from service.services.accounts import AccountService
+from service.services.attempts import Attempts, MailRequest
 from sessions.passwords import PasswordHasher
 from sessions.policy import password_problem
 from sessions.resets import ResetToken, ResetTokens
@@ -29,7 +30,6 @@ class PasswordService:
         mailer: Mailer,
         outbox: Outbox,
         reset_url: str,
-        clear_login_failures: Callable[[str], None],
     ) -> None:
         self._database = database
         self._accounts = accounts
@@ -39,21 +39,27 @@ class PasswordService:
         self._mailer = mailer
         self._outbox = outbox
         self._reset_url = reset_url
-        # Forgets the failed logins counted against an account (by canonical email).
-        self._clear_login_failures = clear_login_failures
 
     def change(
-        self, *, user_id: int, session_id: str, current_password: str, new_password: str
+        self,
+        *,
+        user_id: int,
+        session_id: str,
+        current_password: str,
+        new_password: str,
+        attempts: Attempts,
     ) -> dict[str, Any]:
-        """Set a new password and end every other session of the user; the caller's stays."""
+        """Set a new password, end every other session of the user (the caller's stays)
+        and spend the reset links already mailed."""
         user = self._accounts.user(user_id)
         _within_policy(new_password, user.email)
         self._accounts.verify_password(
-            user_id=user_id, password=current_password, action="password_change", user=user
+            user=user, password=current_password, action="password_change", attempts=attempts
         )
         version = self._set_password(user_id, new_password)
         if version is None:
             raise NotFound("Account not found")
+        self._resets.spend_all(user_id)
         revoked = self._sessions.revoke_all(
             user_id=user_id, keep_session_id=session_id, credentials_version=version
         )
@@ -61,14 +67,19 @@ class PasswordService:
         sessions_revoked("password_change", user_id=user_id, count=revoked)
         return {"detail": "Password changed", "revoked": revoked}
 
-    def request_reset(self, *, email: str) -> None:
-        """Queue the reset mail. Whether the account exists is decided off the request
-        path, so the answer (and its timing) is the same for every address."""
-        self._outbox.submit(lambda: self._send_reset(email))
+    def request_reset(self, *, email: str, attempts: Attempts) -> None:
+        """Queue the reset mail, counted against the address's limits. Whether the account
+        exists is decided off the request path, so the answer (and its timing) is the same
+        for every address."""
+        attempts.reset_mail(
+            MailRequest(canonical_email(email)),
+            lambda: self._outbox.submit(lambda: self._send_reset(email)),
+        )
 
     def reset(self, *, token: str, new_password: str) -> None:
-        """Set the password the token's mail was for, end every session of the user, spend
-        every reset token of the account, and forget its failed logins."""
+        """Set the password the token's mail was for, end every session of the user and
+        spend every reset token of the account. The account's guess counters start afresh
+        with its new credentials version."""
         parsed = ResetToken.parse(token)
         # Checked before the hash (an unknown token costs no argon2id), spent after it.
         if parsed is None or not self._resets.is_current(parsed):
@@ -84,8 +95,6 @@ class PasswordService:
         version = self._store_password(parsed.user_id, password_hash)
         if version is None:
             raise InvalidResetToken()
-        # The owner is back in control: the guesses counted against the account go.
-        self._clear_login_failures(user.email_canonical)
         revoked = self._sessions.revoke_all(user_id=parsed.user_id, credentials_version=version)
         audit.info("password_reset", user_id=parsed.user_id)
         sessions_revoked("password_reset", user_id=parsed.user_id, count=revoked)

@@ -1,5 +1,5 @@
 """Device tokens: guesses spread over many clients lock an account for everyone except the
-clients its owner has logged in from before."""
+clients its owner has logged in from before (by device token, or by address)."""
 
 import http.client
 import json
@@ -83,14 +83,16 @@ def _device_of(server: LiveServer, email: str, ip: str = "127.0.0.1") -> str:
 
 def _lock(server: LiveServer, email: str, first_ip: int = 2) -> None:
     """An attacker's guesses for `email`, each from another client address, until the
-    account-wide limit refuses."""
-    guesses = [
-        Client(server, f"127.0.{first_ip // 250}.{first_ip % 250 + n}").login(
-            email, f"wrong guess {n}"
-        )
-        for n in range(ACCOUNT_LIMIT)
-    ]
-    assert guesses == [401] * ACCOUNT_LIMIT
+    account-wide limit refuses: at most ACCOUNT_LIMIT of them (the owner's first sign-in
+    from an address the account did not know yet counted as one as well)."""
+    guesses = []
+    for n in range(ACCOUNT_LIMIT + 1):
+        address = f"127.0.{(first_ip + n) // 250}.{(first_ip + n) % 250 + 1}"
+        guesses.append(Client(server, address).login(email, f"wrong guess {n}"))
+        if guesses[-1] != 401:
+            break
+    assert guesses[-1] == 429
+    assert set(guesses[:-1]) == {401} and len(guesses) >= ACCOUNT_LIMIT - 2
     assert Client(server, "127.0.3.1").login(email, "one guess more") == 429
 
 
@@ -162,22 +164,40 @@ def test_forged_and_expired_device_tokens_are_ignored(guarded: LiveServer) -> No
     assert Client(guarded, "127.0.3.7").login(email, device=device) == 200
 
 
-def test_a_device_has_its_own_failure_limit(guarded: LiveServer) -> None:
+def test_a_device_has_its_own_limit_away_from_known_addresses(guarded: LiveServer) -> None:
     api = Api(guarded.url)
     email = api.register()
     device = _device_of(guarded, email)
     other_device = _device_of(guarded, email, ip="127.0.3.8")
-    # A success gives back the failure it was counted as, like the account's counter.
-    for n in range(DEVICE_LIMIT + 2):
-        assert Client(guarded, f"127.0.4.{n}").login(email, device=device) == 200
+    # From an address the account does not know, the device's limit counts the attempt;
+    # once signed in from there, the address is known and the device's limit stays out.
+    for _ in range(DEVICE_LIMIT + 2):
+        assert Client(guarded, "127.0.4.1").login(email, device=device) == 200
     statuses = [
         Client(guarded, f"127.0.4.{20 + n}").login(email, "wrong" * 2, device=device)
-        for n in range(DEVICE_LIMIT + 1)
+        for n in range(DEVICE_LIMIT)
     ]
-    assert statuses == [401] * DEVICE_LIMIT + [429]
-    # The device is refused even the right password; the owner's other device is not.
+    assert statuses == [401] * (DEVICE_LIMIT - 1) + [429]
+    # The device is refused even the right password from a new address; the owner's
+    # other device is not, nor the device from an address it signed in from.
     assert Client(guarded, "127.0.4.30").login(email, device=device) == 429
     assert Client(guarded, "127.0.4.31").login(email, device=other_device) == 200
+    assert Client(guarded, "127.0.4.1").login(email, device=device) == 200
+
+
+def test_a_known_address_without_a_device_token_gets_in_while_the_account_is_locked(
+    guarded: LiveServer,
+) -> None:
+    api = Api(guarded.url)
+    email = api.register()
+    assert Client(guarded, "127.0.5.1").login(email) == 200  # the owner, no device token
+    _lock(guarded, email, first_ip=1560)
+    # A distributed guesser is throttled: a new address is refused, right password or not.
+    assert Client(guarded, "127.0.5.2").login(email) == 429
+    assert Client(guarded, "127.0.5.2").login(email, "another guess") == 429
+    # The owner's address is not: its own per-address limit is all that applies.
+    assert Client(guarded, "127.0.5.1").login(email) == 200
+    assert Client(guarded, "127.0.5.1").login(email, "owner typo here") == 401
 
 
 def test_a_password_reset_lifts_the_lockout(guarded: LiveServer, smtp: SmtpServer) -> None:

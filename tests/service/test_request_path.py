@@ -1,5 +1,5 @@
-"""What one authenticated read costs in Redis: the session check and SlowAPI's hit in one
-command, one round trip (counted on a private redis-server, so nothing else adds to them)."""
+"""What one authenticated read costs in Redis: the session check, then SlowAPI's hit, two
+commands (counted on a private redis-server, so nothing else adds to them)."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +29,7 @@ def _commands(client: redis.Redis) -> dict[str, int]:
     }
 
 
-def test_an_authenticated_read_is_one_redis_command(
+def test_an_authenticated_read_is_the_session_check_and_one_hit(
     start_server: StartServer, private_redis: RedisServer
 ) -> None:
     api = Api(start_server(REDIS_URL=private_redis.url).url)
@@ -45,6 +45,7 @@ def test_an_authenticated_read_is_one_redis_command(
     after = _commands(client)
     spent = {name: after[name] - before.get(name, 0) for name in after}
     sent = {name: calls for name, calls in spent.items() if calls}
-    # commandstats counts the commands inside the script as well: the session check's
-    # HMGET, then the hit's INCRBY and PTTL. No GET or TTL: the headers cost no read-back.
-    assert sent == {"evalsha": 10, "hmget": 10, "incrby": 10, "pttl": 10}
+    # Two scripts a read; commandstats counts the commands inside them as well: the
+    # session check's HMGET, then the hit's INCRBY and PTTL. No GET or TTL: the headers
+    # cost no read-back.
+    assert sent == {"eval": 20, "hmget": 10, "incrby": 10, "pttl": 10}

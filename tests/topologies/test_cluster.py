@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from service.limits.storage import user_budget_key
 from sessions import keys
 from sessions.resets import reset_key
 from tests.support.api import PASSWORD, Api, unique_email
@@ -64,7 +63,7 @@ def test_every_key_a_script_touches_is_in_its_users_slot() -> None:
                 keys.credentials_key(user_id),
                 keys.revoked_key(user_id),
                 reset_key(user_id),
-                f"LIMITS:LIMITER/{user_budget_key(user_id)}/budget/100/1/minute",
+                keys.known_clients_key(user_id),
             )
         }
         assert len(slots) == 1, (user_id, slots)

@@ -1,13 +1,8 @@
-"""Step 6: every error becomes JSON here, once: domain errors (401, 403, 404, 409, 412,
-429...), routing errors, validation errors (with the submitted input stripped) and an
-unavailable Redis or PostgreSQL (503).
+"""Errors: every exception rendered as JSON here, once, and nothing else done: domain
+errors (401, 403, 404, 409, 412, 429...), routing errors, validation errors (with the
+submitted input stripped), an unavailable Redis or PostgreSQL (503). A malformed request
+was admitted before its refusal got here (service.edge.route)."""
 
-A request refused as malformed (415, 422, or a body that is not JSON) is first admitted
-like any other (step4_auth, in one hop): it spends its client's budget, and on a protected
-route a caller without a live session gets the 401, never the validation details.
-"""
-
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,10 +16,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from service.edge import step4_auth as auth
-from service.edge.call import Call
 from service.edge.circuits import CircuitOpen
-from service.edge.step3_route import EdgeRoute, Pools, UnsupportedMediaType, unknown_parameter
+from service.edge.route import EdgeRoute, UnsupportedMediaType, unknown_parameter
 from service.errors import DomainError, PasswordRefused
 from service.logging import get_logger
 from sessions.store import NotReplicated
@@ -43,31 +36,11 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, {"detail": exc.detail}, exc.headers or None)
 
 
-async def _refusal_first(request: Request) -> JSONResponse | None:
-    """Admit a request that is about to be refused as malformed: the answer that refuses
-    it sooner (401, 429, or 503 with a dependency down), if any."""
-    route, call = request.scope.get("route"), Call.of(request)
-    if not isinstance(route, EdgeRoute) or call.admitted:
-        return None
-    pools: Pools = request.app.state.runtime.pools
-    admit = functools.partial(auth.admit, request, call, limits=(), public=route.declaration.public)
-    try:
-        await pools.run("requests", admit)
-    except DomainError as error:
-        return await _domain_error(request, error)
-    except RedisError as error:
-        return await _redis_down(request, error)
-    except CircuitOpen as error:
-        return await _circuit_open(request, error)
-    return None
-
-
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
-        # A body that is not UTF-8 JSON is malformed input like any other: 422.
-        if refusal := await _refusal_first(request):
-            return refusal
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # A body FastAPI could not parse (not UTF-8 JSON) is malformed input like any
+        # other: 422.
         error = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not valid UTF-8 JSON"}
         return _json(422, {"detail": [error]})
     if exc.status_code == 405:
@@ -85,8 +58,6 @@ def _allowed_methods(request: Request, fallback: Mapping[str, str] | None) -> di
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if refusal := await _refusal_first(request):
-        return refusal
     route = request.scope.get("route")
     errors = [_in_words(error, route) for error in exc.errors()]
     return _json(422, {"detail": jsonable_encoder(errors)})
@@ -114,8 +85,6 @@ def _in_words(error: dict[str, Any], route: Any) -> dict[str, Any]:
 
 async def _unsupported_media_type(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, UnsupportedMediaType)
-    if refusal := await _refusal_first(request):
-        return refusal
     # RFC 5789: a 415 to a PATCH names the patch documents the resource takes.
     accepted = ", ".join(exc.accepted)
     headers = {"Accept-Patch": accepted} if request.method == "PATCH" else None
