@@ -10,12 +10,12 @@ The variable must be in place before prometheus_client is imported, hence the or
 """
 
 import contextlib
-import functools
 import multiprocessing
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def _process_alive(pid: int) -> bool:
@@ -98,18 +98,10 @@ def render() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
-    counter, histogram = _request_metrics(method, route or UNMATCHED_ROUTE, status)
-    counter.inc()
-    histogram.observe(seconds)
-
-
-@functools.cache
-def _request_metrics(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
-    """The labelled series of one method, route template and status: looked up once, as
-    `labels()` takes a lock and checks the labels on every call (half the cost of a
-    request's metrics, docs/performance.md). Bounded: routes and methods are the app's,
-    an unmatched path is one label."""
+def request_series(method: str, route: str | None, status: int) -> tuple[Any, Any]:
+    """The request counter and duration histogram of one method, route template (or
+    "unmatched") and status."""
+    route = route or UNMATCHED_ROUTE
     return (
         HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
         HTTP_DURATION.labels(method=method, route=route),

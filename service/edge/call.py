@@ -7,12 +7,15 @@ another.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from service.limits.policy import Window
 from service.services.accounts import ClientInfo
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +82,9 @@ class ApiRequest(Request):
     @property
     def client_info(self) -> ClientInfo:
         return ClientInfo(ip=self.call.client_ip, user_agent=self.headers.get("user-agent", ""))
+
+
+def runtime_of(connection: HTTPConnection) -> "Runtime":
+    """The worker's long-lived objects, which the app's lifespan keeps in its state."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
