@@ -2,7 +2,7 @@
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
@@ -43,6 +43,8 @@ class SessionInfo:
     idle_expires_at: float
     ip: str
     user_agent: str
+    # How the session was made, in order: "password", "totp", "recovery_code", "oidc:<name>".
+    auth_methods: tuple[str, ...] = ()
 
     @property
     def expires_at(self) -> float:
@@ -130,9 +132,17 @@ class SessionStore:
         self._revoke_one = LuaScript(scripts.REVOKE_ONE)
 
     def create(
-        self, *, user_id: int, credentials_version: int, jti: str, ip: str, user_agent: str
+        self,
+        *,
+        user_id: int,
+        credentials_version: int,
+        jti: str,
+        ip: str,
+        user_agent: str,
+        auth_methods: Sequence[str] = ("password",),
     ) -> NewSession:
-        """Start a session for a login that verified the password of `credentials_version`.
+        """Start a session for a login that verified the credentials of
+        `credentials_version`, by `auth_methods`.
 
         Raises CredentialsChanged when a password change, reset or account deletion
         happened since; keeps the user within `max_sessions_per_user` by ending the least
@@ -152,6 +162,7 @@ class SessionStore:
             "expires_at": absolute_end,
             "ip": ip,
             "user_agent": user_agent[:512],
+            "auth_methods": " ".join(auth_methods),
         }
         keys = [index_key(user_id), credentials_key(user_id), session_key(user_id, session_id)]
         args = [
@@ -353,6 +364,7 @@ class SessionStore:
             idle_expires_at=idle_end,
             ip=fields.get(b"ip", b"").decode(),
             user_agent=fields.get(b"user_agent", b"").decode(errors="replace"),
+            auth_methods=tuple(fields.get(b"auth_methods", b"").decode().split()),
         )
 
 

@@ -11,6 +11,7 @@ EXAMPLE_SESSION = {
     "expires_at": "2026-12-02T10:12:41Z",
     "ip": "203.0.113.7",
     "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+    "auth_methods": ["password", "totp"],
     "current": True,
 }
 
@@ -28,6 +29,10 @@ class SessionRead(ResponseBody):
     )
     ip: str = Field(description="The client's address at login")
     user_agent: str = Field(description="The client's User-Agent at login")
+    auth_methods: list[str] = Field(
+        description="How the session was made, in order: `password`, `totp`, "
+        "`recovery_code`, `oidc:<provider>`"
+    )
     current: bool = Field(description="True for the session of the token in this request")
 
 

@@ -1,6 +1,7 @@
 """Accounts: register, log in, refresh, read and delete one's own account."""
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,19 @@ class AccountService:
         if new_hash is not None:
             with self._database.session() as db:
                 repo.rehash_password(db, user_id=user.id, password_hash=new_hash)
+        return self.start_session(user, client=client, auth_methods=("password",), device=device)
+
+    def start_session(
+        self,
+        user: User,
+        *,
+        client: ClientInfo,
+        auth_methods: Sequence[str],
+        device: str | None = None,
+    ) -> dict[str, Any]:
+        """A new session of `user`, who proved who they are by `auth_methods` (checked
+        against the account as `user` was read): its tokens, and a device token for the
+        client (`device`: the one a valid device token named, renewed; else a new one)."""
         jti = new_jti()
         try:
             session = self._sessions.create(
@@ -129,6 +143,7 @@ class AccountService:
                 jti=jti,
                 ip=client.ip,
                 user_agent=client.user_agent,
+                auth_methods=auth_methods,
             )
         except CredentialsChanged:
             # The password changed (or the account went) while this login checked it.
@@ -136,13 +151,13 @@ class AccountService:
             metrics.LOGIN_ATTEMPTS.labels(outcome="failure").inc()
             raise InvalidCredentials() from None
         self._known_clients.remember(user_id=user.id, ip=client.ip)
-        audit.info("session_created", user_id=user.id, session_id=session.id)
+        audit.info(
+            "session_created", user_id=user.id, session_id=session.id, auth_methods=auth_methods
+        )
         metrics.LOGIN_ATTEMPTS.labels(outcome="success").inc()
         for evicted in session.evicted:
             sessions_revoked("evicted", user_id=user.id, session_id=evicted)
         pair = self._token_pair(user.id, session.id, jti, int(time.time()), session.refresh)
-        # A valid device token of this account is renewed (same device, a fresh expiry);
-        # anything else sent is ignored, and the client is a new device.
         issued = self.devices.issue(user_id=user.id, email=user.email_canonical, device_id=device)
         return {**pair, "device_token": str(issued)}
 

@@ -41,6 +41,7 @@ def session_view(info: SessionInfo, *, current: bool) -> dict[str, Any]:
         "expires_at": _utc(info.expires_at),
         "ip": info.ip,
         "user_agent": info.user_agent,
+        "auth_methods": list(info.auth_methods),
         "current": current,
     }
 

@@ -172,7 +172,8 @@ def test_sessions_lists_live_sessions_and_marks_the_current_one(api: Api) -> Non
     assert [item["current"] for item in items] == [True, False]
     for item in items:
         assert set(item) == {
-            "id", "created_at", "last_seen_at", "expires_at", "ip", "user_agent", "current",
+            "id", "created_at", "last_seen_at", "expires_at", "ip", "user_agent", "auth_methods",
+            "current",
         }  # fmt: skip
         assert item["ip"] == "127.0.0.1"
         created = datetime.fromisoformat(item["created_at"])
@@ -220,3 +221,9 @@ def test_logout_all_kills_every_session_of_the_user_only(api: Api) -> None:
         assert api.get("/tasks", headers=tokens.headers).status_code == 401
         assert _refresh(api, tokens.refresh_token) == 401
     assert api.get("/tasks", headers=bystander.headers).status_code == 200
+
+
+def test_a_session_says_how_it_was_made(api: Api) -> None:
+    tokens = api.new_user()
+    [item] = api.get("/sessions", headers=tokens.headers).json()["items"]
+    assert item["auth_methods"] == ["password"]
