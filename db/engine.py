@@ -39,6 +39,7 @@ def make_engine(
         # Each statement is its own transaction: no BEGIN and COMMIT round trips around
         # a single SELECT, INSERT ... RETURNING or UPDATE ... RETURNING.
         isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
         connect_args={
             "connect_timeout": connect_timeout,
             "options": f"-c statement_timeout={statement_timeout_ms}",

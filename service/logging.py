@@ -6,9 +6,11 @@ stdlib loggers (uvicorn, SQLAlchemy, alembic) are routed through the same proces
 
 import logging
 import sys
+import traceback
 from typing import Any, TextIO
 
 import structlog
+from sqlalchemy.exc import StatementError
 
 # Never let these reach a log line, whoever passes them.
 SECRET_KEYS = frozenset(
@@ -30,6 +32,78 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _database_errors_without_values(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A traceback through a database error, with the error's words left out: PostgreSQL's
+    message and DETAIL quote the values (`Failing row contains (...)`, `Key (email)=(...)`),
+    and SQLAlchemy's adds the statement's parameters (hidden by the engine too). The
+    traceback keeps its frames, the statement (with placeholders only), the SQLSTATE and
+    the names of the table, column and constraint concerned."""
+    info = _exc_info(event.get("exc_info"))
+    if info is None or not any(_is_database_error(error) for error in _chain(info[1])):
+        return event
+    del event["exc_info"]
+    event["exception"] = "".join(_traceback_lines(info[1]))
+    return event
+
+
+def _exc_info(value: Any) -> tuple[Any, BaseException, Any] | None:
+    if isinstance(value, BaseException):
+        return (type(value), value, value.__traceback__)
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):
+        return (value[0], value[1], value[2])
+    if value is True:
+        current = sys.exc_info()
+        return (current[0], current[1], current[2]) if current[1] is not None else None
+    return None
+
+
+def _chain(error: BaseException | None) -> list[BaseException]:
+    """The exception and those it was raised from or during, oldest first."""
+    chain: list[BaseException] = []
+    while error is not None and all(error is not seen for seen in chain):
+        chain.append(error)
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return chain[::-1]
+
+
+def _is_database_error(error: BaseException) -> bool:
+    # psycopg2's own errors carry a `pgcode` (and are wrapped by SQLAlchemy's).
+    return isinstance(error, StatementError) or hasattr(error, "pgcode")
+
+
+def _traceback_lines(error: BaseException) -> list[str]:
+    lines: list[str] = []
+    chain = _chain(error)
+    for position, link in enumerate(chain):
+        if position:
+            lines.append(
+                "\nThe above exception was the direct cause of the following exception:\n\n"
+                if link.__cause__ is chain[position - 1]
+                else "\nDuring handling of the above exception, another exception occurred:\n\n"
+            )
+        lines.append("Traceback (most recent call last):\n")
+        lines += traceback.format_tb(link.__traceback__)
+        if _is_database_error(link):
+            lines.append(_database_error_words(link))
+        else:
+            lines += traceback.format_exception_only(type(link), link)
+    return lines
+
+
+def _database_error_words(error: BaseException) -> str:
+    name = f"{type(error).__module__}.{type(error).__qualname__}"
+    driver_error = getattr(error, "orig", error)
+    diagnostics = getattr(driver_error, "diag", None)
+    facts = [f"SQLSTATE {getattr(driver_error, 'pgcode', None) or 'unknown'}"]
+    for fact in ("table_name", "column_name", "constraint_name"):
+        if value := getattr(diagnostics, fact, None):
+            facts.append(f"{fact.removesuffix('_name')} {value}")
+    statement = getattr(error, "statement", None)
+    if statement:
+        facts.append(f"statement: {' '.join(str(statement).split())}")
+    return f"{name}: [message withheld: it may quote values] {'; '.join(facts)}\n"
+
+
 def configure_logging(
     *, level: str = "INFO", log_format: str = "json", stream: TextIO | None = None
 ) -> None:
@@ -39,6 +113,7 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,
+        _database_errors_without_values,
     ]
     renderer: Any
     if log_format == "console":

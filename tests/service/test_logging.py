@@ -1,10 +1,13 @@
 """One JSON access line per request, audit events, and no secret in any line."""
 
 import json
+from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from tests.support.api import PASSWORD, Api
+from tests.support.api import PASSWORD, Api, unique_email
+from tests.support.databases import migrate, throwaway_database
 from tests.support.live_server import LiveServer, StartServer
 
 
@@ -54,3 +57,48 @@ def test_logs_are_json_with_access_lines_and_audit_events_but_no_secrets(
     # Not even the signature part of the token, or the refresh secret alone.
     assert tokens.access_token.split(".")[2] not in raw
     assert tokens.refresh_token.split(".")[2] not in raw
+
+
+@pytest.fixture(scope="module")
+def refusing_database() -> Iterator[str]:
+    """A migrated database with one rule more than ours, so that a write the service
+    thinks valid fails inside PostgreSQL: the kind of error whose message and bound
+    parameters hold what was written (an email, a password hash, a task's text)."""
+    with throwaway_database() as url:
+        migrate(url, "upgrade", "head")
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            for rule in (
+                "ALTER TABLE users ADD CONSTRAINT no_refused CHECK (email NOT LIKE 'refused%')",
+                "ALTER TABLE tasks ADD CONSTRAINT no_refused CHECK (title <> 'refused')",
+            ):
+                connection.execute(text(rule))
+        engine.dispose()
+        yield url
+
+
+def test_a_database_error_s_traceback_holds_no_value_of_the_request(
+    start_server: StartServer, refusing_database: str
+) -> None:
+    server = start_server(DATABASE_URL=refusing_database)
+    api = Api(server.url)
+    email = "refused-" + unique_email()
+    response = api.post("/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 500, response.text
+    request_id = response.json()["request_id"]
+    tokens = api.new_user()
+    description = "the plans nobody else may read"
+    task = api.post(
+        "/tasks", json={"title": "refused", "description": description}, headers=tokens.headers
+    )
+    assert task.status_code == 500, task.text
+
+    errors = [line for line in _lines(server) if line.get("event") == "unhandled_error"]
+    assert len(errors) == 2
+    assert errors[0]["request_id"] == request_id
+    # The traceback is there, and says which statement and which rule failed.
+    assert "IntegrityError" in str(errors[0]["exception"])
+    assert "no_refused" in str(errors[0]["exception"])
+    raw = server.logs()
+    for value in (email, email.split("@")[0], PASSWORD, "$argon2id$", description):
+        assert value not in raw, value
