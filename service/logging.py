@@ -5,6 +5,7 @@ stdlib loggers (uvicorn, SQLAlchemy, alembic) are routed through the same proces
 """
 
 import logging
+import re
 import sys
 import traceback
 from typing import Any, TextIO
@@ -104,6 +105,27 @@ def _database_error_words(error: BaseException) -> str:
     return f"{name}: [message withheld: it may quote values] {'; '.join(facts)}\n"
 
 
+# C0 and C1 control characters and DEL: a terminal acts on them (colours, cursor moves, a
+# forged line). Request values reach log lines percent-decoded, so they may hold any.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match[0]):02x}"
+
+
+def _escape_controls(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """For the console: every control character in a value written as `\\xNN` (JSON
+    escapes them itself; the console renderer prints text as it is). Other values are
+    printed as their repr, which escapes them already. A traceback keeps its lines."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            pattern = _CONTROLS_BUT_LINES if key in ("exception", "stack") else _CONTROLS
+            event[key] = pattern.sub(_escaped, value)
+    return event
+
+
 def configure_logging(
     *, level: str = "INFO", log_format: str = "json", stream: TextIO | None = None
 ) -> None:
@@ -115,24 +137,29 @@ def configure_logging(
         _drop_secrets,
         _database_errors_without_values,
     ]
-    renderer: Any
+    # How a line is written, after the traceback (if any) became text.
+    rendering: list[Any]
     if log_format == "console":
-        renderer = structlog.dev.ConsoleRenderer()
+        # Colours only for a terminal: in a file they are escape sequences of their own.
+        rendering = [_escape_controls, structlog.dev.ConsoleRenderer(colors=stream.isatty())]
     else:
-        renderer = structlog.processors.JSONRenderer()
+        rendering = [structlog.processors.JSONRenderer()]
 
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
 
+    # Console: a stdlib traceback as text too, so that it is escaped like the rest.
+    stdlib_exceptions = [structlog.processors.format_exc_info] if log_format == "console" else []
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            renderer,
+            *stdlib_exceptions,
+            *rendering,
         ],
     )
     handler = logging.StreamHandler(stream)

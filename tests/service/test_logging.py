@@ -1,9 +1,11 @@
 """One JSON access line per request, audit events, and no secret in any line."""
 
 import json
+import unicodedata
 from collections.abc import Iterator
 
 import pytest
+import requests
 from sqlalchemy import create_engine, text
 
 from tests.support.api import PASSWORD, Api, unique_email
@@ -102,3 +104,18 @@ def test_a_database_error_s_traceback_holds_no_value_of_the_request(
     raw = server.logs()
     for value in (email, email.split("@")[0], PASSWORD, "$argon2id$", description):
         assert value not in raw, value
+
+
+def test_console_logs_escape_control_characters_from_the_request(
+    start_server: StartServer,
+) -> None:
+    server = start_server(LOG_FORMAT="console")
+    # Percent-escapes decode into the path: a colour, a bell and a forged second line.
+    response = requests.get(f"{server.url}/nowhere/%1b%5b31mred%07%0afake%c2%9b", timeout=10)
+    assert response.status_code == 404
+    logs = server.logs()
+    assert "\\x1b[31mred\\x07\\x0afake\\x9b" in logs
+    # No control character but the line ends reaches the terminal (nor the colours that
+    # structlog adds for a terminal: the log here is a file).
+    controls = {char for char in logs if unicodedata.category(char) == "Cc"} - {"\n"}
+    assert not controls, controls
