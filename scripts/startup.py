@@ -80,6 +80,15 @@ def configure_early_logging() -> None:
     configure_logging(level=level, log_format=log_format)
 
 
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, in one line: each problem names its variable;
+    pydantic's message never includes the value (hide_input_in_errors)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']).upper() or 'settings'}: {problem['msg']}"
+        for problem in error.errors()
+    )
+
+
 def cpu_count() -> int:
     cpus = len(os.sched_getaffinity(0))
     # `docker run --cpus` / compose `cpus:` set a CFS quota that the affinity mask omits.
@@ -110,13 +119,7 @@ def read_options() -> Options:
     try:
         settings = Settings()
     except ValidationError as error:
-        # Each problem names its variable; pydantic's message never includes the value.
-        problems = [
-            f"{'.'.join(str(part) for part in problem['loc']).upper() or 'settings'}: "
-            f"{problem['msg']}"
-            for problem in error.errors()
-        ]
-        raise Refused(BAD_CONFIGURATION, "config_invalid", "; ".join(problems)) from None
+        raise Refused(BAD_CONFIGURATION, "config_invalid", settings_problems(error)) from None
     default_workers = min(cpu_count(), MAX_DEFAULT_WORKERS)
     raw_wait = os.environ.get("WAIT_TIMEOUT_SECONDS") or "60"
     try:
