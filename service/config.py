@@ -74,6 +74,10 @@ class Settings(DatabaseSettings):
     db_pool_size: int | None = Field(default=None, ge=1, le=1000)
     db_statement_timeout_ms: int = Field(default=5000, ge=100)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request's head (request line and headers) must arrive within this long of the
+    # connection's opening or of the previous response (service/edge/protocol.py); the
+    # proxy's client_header_timeout is the same 10 s.
+    request_head_timeout_seconds: float = Field(default=10, gt=0, le=300)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # Bearer token for GET /metrics; without one, /metrics is not served (404).
