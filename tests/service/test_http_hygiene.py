@@ -68,6 +68,26 @@ def test_other_hosts_are_400_json(host_checked: LiveServer, host: str) -> None:
     assert response.headers["x-request-id"]
 
 
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        [b"api.example.com", b"evil.example.net"],
+        [b"evil.example.net", b"api.example.com"],
+        [b"api.example.com", b"api.example.com"],
+    ],
+)
+def test_more_than_one_host_header_is_400(host_checked: LiveServer, hosts: list[bytes]) -> None:
+    # RFC 9112 §3.2: a request with more than one Host field is a 400, whichever it names.
+    lines = b"".join(b"Host: " + host + b"\r\n" for host in hosts)
+    answer = _raw(
+        host_checked, b"GET /health/live HTTP/1.1\r\n" + lines + b"Connection: close\r\n\r\n"
+    )
+    status, headers, body = _head_and_body(answer)
+    assert status.startswith(b"HTTP/1.1 400 "), answer
+    assert json.loads(body) == {"detail": "Host not allowed"}
+    assert headers[b"x-request-id"]
+
+
 def test_any_host_is_served_by_default(api: Api) -> None:
     assert api.get("/health/live", headers={"Host": "whatever.example"}).status_code == 200
 
