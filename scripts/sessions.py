@@ -23,9 +23,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from db import repositories as repo
 from db.engine import Database, make_engine
-from scripts.startup import describe, postgresql_address, redis_address, settings_problems
+from scripts.startup import describe, postgresql_address, redis_address
 from service.audit import sessions_revoked
-from service.config import Settings
+from service.config import Settings, settings_problems
 from service.logging import configure_logging
 from sessions import redis_client
 from sessions.store import NotReplicated, SessionInfo, SessionStore

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from service.config import Settings
+from service.config import Settings, settings_problems
 from service.logging import configure_logging, get_logger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,15 +78,6 @@ def configure_early_logging() -> None:
         level = "INFO"
     log_format = "console" if os.environ.get("LOG_FORMAT") == "console" else "json"
     configure_logging(level=level, log_format=log_format)
-
-
-def settings_problems(error: ValidationError) -> str:
-    """What is wrong with the settings, in one line: each problem names its variable;
-    pydantic's message never includes the value (hide_input_in_errors)."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']).upper() or 'settings'}: {problem['msg']}"
-        for problem in error.errors()
-    )
 
 
 def cpu_count() -> int:

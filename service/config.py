@@ -1,10 +1,11 @@
 """Settings read from the environment (and `.env` in development), validated at start."""
 
 from functools import lru_cache
+from string import Formatter
 from typing import Literal
 
 from limits import parse
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from db.settings import DatabaseSettings
 from sessions import redis_client
@@ -139,8 +140,19 @@ class Settings(DatabaseSettings):
     @field_validator("password_reset_url")
     @classmethod
     def url_with_a_token_slot(cls, url: str) -> str:
-        if url and "{token}" not in url:
-            raise ValueError("PASSWORD_RESET_URL must contain {token}, where the token goes")
+        # Formatted for every reset mail (str.format): a field other than {token}, or a
+        # stray brace, would make every mail fail instead of the start.
+        if not url:
+            return url
+        try:
+            fields = [part[1:] for part in Formatter().parse(url) if part[1] is not None]
+        except ValueError:
+            fields = [("", None, None)]
+        if not fields or any(field != ("token", "", None) for field in fields):
+            raise ValueError(
+                "PASSWORD_RESET_URL must contain {token} where the token goes, and no other "
+                "{...} field (write a literal brace as {{ or }})"
+            )
         return url
 
     @field_validator("log_level")
@@ -190,6 +202,16 @@ class Settings(DatabaseSettings):
             if len(self.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
                 raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return self
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, in one line: each problem names its variable, and
+    never its value (hide_input_in_errors; our messages never quote one)."""
+    problems = []
+    for problem in error.errors():
+        variable = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+        problems.append(f"{variable}: {problem['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
 
 
 def _items(value: str) -> list[str]:
