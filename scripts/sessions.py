@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from redis import RedisError
+from redis.exceptions import RedisClusterException
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -163,8 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # Logs (audit events) go to stderr; stdout carries the command's output.
     configure_logging(level=settings.log_level, log_format=settings.log_format, stream=sys.stderr)
-    admin = Admin(settings)
+    admin: Admin | None = None
     try:
+        # Inside: a Redis Cluster client asks its nodes for the slots as it is made.
+        admin = Admin(settings)
         return _run(admin, args)
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -176,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # One line that names what did not answer, not a traceback: nothing was changed
     # that the same command cannot finish when it is run again.
-    except RedisError as error:
+    except (RedisError, RedisClusterException) as error:
         where = redis_address(settings.redis_url)
         print(f"error: Redis at {where} did not answer: {describe(error)}", file=sys.stderr)
         return 1
@@ -185,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: PostgreSQL at {where} did not answer: {describe(error)}", file=sys.stderr)
         return 1
     finally:
-        admin.close()
+        if admin is not None:
+            admin.close()
 
 
 def _run(admin: Admin, args: argparse.Namespace) -> int:
