@@ -177,15 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # from a failover. Running the same command again is safe.
         print(f"error: not confirmed by the replicas ({error}); run it again", file=sys.stderr)
         return 2
-    # One line that names what did not answer, not a traceback: nothing was changed
-    # that the same command cannot finish when it is run again.
+    # One line that names the dependency that failed (mostly: did not answer), not a
+    # traceback: nothing was changed that the same command cannot finish when run again.
     except (RedisError, RedisClusterException) as error:
         where = redis_address(settings.redis_url)
-        print(f"error: Redis at {where} did not answer: {describe(error)}", file=sys.stderr)
+        print(f"error: Redis at {where}: {describe(error)}", file=sys.stderr)
         return 1
     except (DBAPIError, PoolTimeoutError) as error:
         where = postgresql_address(settings.database_url)
-        print(f"error: PostgreSQL at {where} did not answer: {describe(error)}", file=sys.stderr)
+        print(f"error: PostgreSQL at {where}: {describe(error)}", file=sys.stderr)
         return 1
     finally:
         if admin is not None:
