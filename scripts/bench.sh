@@ -10,13 +10,14 @@
 #   LOGIN_ACCOUNT_RATE_LIMIT=10000000/hour REGISTER_RATE_LIMIT=10000000/hour MAX_SESSIONS_PER_USER=1000 \
 #   .venv/bin/uvicorn service.main:app --workers 2 --no-proxy-headers
 #
-# It prepares its own users, sessions and tasks through the API, starts the floor app
-# (scripts/bench/floor.py: /floor does nothing, /io-floor one Redis GET and one SELECT 1)
-# with the same uvicorn settings, runs every scenario (the floors first and again last;
-# ratios are to their means) and prints one table. Settings: DURATION (10s), CONNECTIONS
-# (64), THREADS (2), WORKERS (2, for the floor), LOGOUT_SESSIONS (3000) and LOGOUT_DURATION
-# (1s: each logout spends one prepared session; a run that uses them all is marked),
-# SCENARIOS (a comma-separated subset, e.g. "get,list"). Exit status 1 if any request failed.
+# It prepares its own users, sessions and tasks through the API, starts the io floor
+# (scripts/bench/floor.py: one Redis GET and one SELECT 1 in a bare FastAPI `def` endpoint,
+# nothing of the project imported) with as many workers, then runs ROUNDS rounds (3), each
+# the io floor then every scenario, and prints each scenario's share of its round's floor
+# and the median. Settings: DURATION (8s), CONNECTIONS (64), THREADS (2), WORKERS (2, for
+# the floor), FLOOR_THREADS (2), LOGOUT_SESSIONS (3000) and LOGOUT_DURATION (1s: each
+# logout spends one prepared session; a run that uses them all is marked), SCENARIOS (a
+# comma-separated subset, e.g. "get,list"). Exit status 1 if any request failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 
 .venv/bin/uvicorn scripts.bench.floor:app --host 127.0.0.1 --port "$FLOOR_PORT" \
-  --workers "$WORKERS" --no-proxy-headers --log-level warning &
+  --workers "$WORKERS" --no-access-log --log-level warning &
 floor_pid=$!
 
 echo "preparing users, sessions and tasks through $BASE_URL ..." >&2
@@ -49,9 +50,9 @@ echo "preparing users, sessions and tasks through $BASE_URL ..." >&2
   --logout-sessions "${LOGOUT_SESSIONS:-3000}"
 
 for _ in $(seq 50); do
-  curl -fs "http://127.0.0.1:$FLOOR_PORT/floor" >/dev/null && break
+  curl -fs "http://127.0.0.1:$FLOOR_PORT/io" >/dev/null && break
   sleep 0.2
 done
 
-echo "running wrk: ${DURATION:-10s} per scenario, ${CONNECTIONS:-64} connections" >&2
+echo "running wrk: ${ROUNDS:-3} rounds, ${DURATION:-8s} per run, ${CONNECTIONS:-64} connections" >&2
 "$PY" -m scripts.bench.run "$BASE_URL" "http://127.0.0.1:$FLOOR_PORT" "$data"

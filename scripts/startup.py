@@ -171,9 +171,15 @@ def check_redis(url: str, seconds: float) -> None:
 
 
 def postgresql_address(url: str) -> str:
+    """Where DATABASE_URL points, without its credentials: its host, or the hosts of a
+    multi-host URL (`?host=h1:5432&host=h2:5432`)."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
+    hosts = parsed.query.get("host")
+    if hosts:
+        listed = ",".join([hosts] if isinstance(hosts, str) else hosts)
+        return f"{listed}/{parsed.database}"
     return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database}"
 
 

@@ -22,6 +22,24 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql+psycopg2://postgres@12
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 ./scripts/venv.sh
 
+# The OpenID Provider the tests sign in with (tests/oidc/provider, the npm package
+# oidc-provider): npm ci installs its lock whenever the lock changed since the last install
+# (its hash is kept in node_modules, which npm ci empties first).
+provider=tests/oidc/provider
+if ! command -v node >/dev/null || ! command -v npm >/dev/null \
+  || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "Node.js 20 or newer, with npm, is needed for the OpenID Provider of tests/oidc;" >&2
+  echo "found: node $(node --version 2>/dev/null || echo none), npm $(npm --version 2>/dev/null || echo none)." >&2
+  exit 1
+fi
+stamp=$provider/node_modules/.package-lock.sha
+wanted=$(sha256sum "$provider/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "==> installing $provider/package-lock.json (npm ci)"
+  (cd "$provider" && npm ci --loglevel=error)
+  echo "$wanted" >"$stamp"
+fi
+
 services_answer() {
   .venv/bin/python - <<'PY'
 import os, sys

@@ -13,8 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.edge.admission import RequestAttempts
-from service.edge.call import ApiRequest
-from service.runtime import runtime_of
+from service.edge.call import ApiRequest, runtime_of
 from service.services.accounts import AccountService
 from service.services.passwords import PasswordService
 from service.services.sessions import SessionService

@@ -90,7 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for part, options in reversed(stack):
         app.add_middleware(part, **options)
     # Every route of these routers is an EdgeRoute: protected unless declared public.
-    for router in (auth.router, account.router, sessions.router, tasks.router):
+    # FastAPI tries the routers in this order for every request: the busiest first (a
+    # task read matched after three other routers cost 7 % more, docs/performance.md).
+    for router in (tasks.router, sessions.router, account.router, auth.router):
         app.include_router(router)
     # Liveness, readiness and metrics: answered on the event loop, outside the budget.
     app.include_router(health.router)

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def _process_alive(pid: int) -> bool:
@@ -97,10 +98,14 @@ def render() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
+def request_series(method: str, route: str | None, status: int) -> tuple[Any, Any]:
+    """The request counter and duration histogram of one method, route template (or
+    "unmatched") and status."""
     route = route or UNMATCHED_ROUTE
-    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-    HTTP_DURATION.labels(method=method, route=route).observe(seconds)
+    return (
+        HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+        HTTP_DURATION.labels(method=method, route=route),
+    )
 
 
 def process_exiting() -> None:

@@ -3,15 +3,13 @@
 
 from dataclasses import dataclass
 
-from starlette.requests import HTTPConnection
-
 from db.engine import Database, make_engine
 from db.schema import SchemaCheck
 from service.config import Settings
 from service.edge.admission import Admission
 from service.edge.call import Call
 from service.edge.circuits import Circuit, database_circuit, redis_circuit
-from service.edge.pools import Pools
+from service.edge.route import Pools
 from service.health import Dependency, Readiness
 from service.limits.policy import RateLimits
 from service.mail import Mailer, Outbox, SmtpSettings
@@ -163,12 +161,6 @@ class Runtime:
         self.outbox.close()
         self.database.dispose()
         self.redis.close()
-
-
-def runtime_of(connection: HTTPConnection) -> Runtime:
-    """The worker's Runtime, which the app's lifespan keeps in its state."""
-    runtime: Runtime = connection.app.state.runtime
-    return runtime
 
 
 def _smtp_settings(settings: Settings) -> SmtpSettings:

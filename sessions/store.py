@@ -122,7 +122,8 @@ class SessionStore:
         self.refresh_grace_seconds = refresh_grace_seconds
         self.max_sessions_per_user = max_sessions_per_user
         self.touch_interval_seconds = min(60.0, idle_timeout_seconds / 10)
-        self._authenticate = LuaScript(scripts.AUTHENTICATE)
+        # Run on its own on every request: redis-py's Script (EVALSHA, loaded when missing).
+        self._authenticate = redis.register_script(scripts.AUTHENTICATE)
         self._rotate = LuaScript(scripts.ROTATE)
         self._create = LuaScript(scripts.CREATE)
         self._revoke_all = LuaScript(scripts.REVOKE_ALL)
@@ -179,7 +180,7 @@ class SessionStore:
         """True when the session is live and its current access token is `jti`."""
         key, args = self.session_check(user_id=user_id, session_id=session_id, jti=jti)
         with self._guard():
-            return bool(self._authenticate(self._redis, [key], args) == 1)
+            return bool(self._authenticate(keys=[key], args=args) == 1)
 
     def session_check(
         self, *, user_id: int, session_id: str, jti: str

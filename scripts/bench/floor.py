@@ -1,50 +1,59 @@
-"""The floors the scenarios are read against, served like the service (same uvicorn
-settings, same thread pool size, same pools):
+"""The floors speed is judged against, with nothing of the project imported: what FastAPI
+and uvicorn do with no work (`/sync`, `/async`), and with exactly the two round trips an
+authenticated read cannot avoid (`/io`: one Redis GET and one PostgreSQL `SELECT 1` in a
+`def` endpoint, pooled, autocommit, plain redis-py and SQLAlchemy defaults). `/io` is the
+design's limit: a share of it is what docs/performance.md reports.
 
-- `/floor`: a `def` endpoint that does nothing: what this stack costs with no work at all;
-- `/io-floor`: a `def` endpoint that makes one Redis GET and one PostgreSQL `SELECT 1`
-  (pooled, autocommit, on the service's own engine and Redis settings): the least any
-  authenticated read can do here.
-
-Reads DATABASE_URL, REDIS_URL and the thread settings from the environment, as the service.
+Environment: FLOOR_DATABASE_URL and FLOOR_REDIS_URL (default: DATABASE_URL and REDIS_URL),
+FLOOR_THREADS (2: the service's request threads per worker; the pool gets two more).
 """
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
+import redis
+import sqlalchemy
 from fastapi import FastAPI
-from sqlalchemy import text
 
-from db.engine import make_engine
-from service.config import get_settings
-from sessions.redis_client import connect
-
-settings = get_settings()
-engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
-redis_client = connect(settings.redis_url, max_connections=settings.worker_threads)
-SELECT_ONE = text("SELECT 1")
+THREADS = int(os.environ.get("FLOOR_THREADS", "2"))
+_redis = redis.Redis.from_url(
+    os.environ.get("FLOOR_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"))
+)
+_engine = sqlalchemy.create_engine(
+    os.environ.get(
+        "FLOOR_DATABASE_URL",
+        os.environ.get("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    ),
+    isolation_level="AUTOCOMMIT",
+    pool_size=THREADS + 2,
+)
+_ONE = sqlalchemy.text("SELECT 1")
 
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
     yield
-    engine.dispose()
-    redis_client.close()
 
 
 app = FastAPI(lifespan=lifespan)
 
 
-@app.get("/floor")
-def floor() -> dict[str, bool]:
-    return {"ok": True}
+@app.get("/async")
+async def async_floor() -> dict[str, object]:
+    return {"status": "ok", "id": 1}
 
 
-@app.get("/io-floor")
-def io_floor() -> dict[str, bool]:
-    redis_client.get("bench:io-floor")
-    with engine.connect() as connection:
-        connection.execute(SELECT_ONE)
-    return {"ok": True}
+@app.get("/sync")
+def sync_floor() -> dict[str, object]:
+    return {"status": "ok", "id": 1}
+
+
+@app.get("/io")
+def io_floor() -> dict[str, object]:
+    _redis.get("floor")
+    with _engine.connect() as connection:
+        connection.execute(_ONE).scalar()
+    return {"status": "ok", "id": 1}

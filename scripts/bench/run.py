@@ -7,6 +7,7 @@ load comes from wrk, whose own CPU use is measured and reported.
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,9 +15,9 @@ from pathlib import Path
 
 from scripts import hash_time
 
-# The floors run first and again last (the machine drifts during a run); every scenario
-# is read against the mean of each floor's two runs.
-FLOORS = [("floor", "/floor"), ("io-floor", "/io-floor")]
+# The io floor runs before the scenarios of every round (the machine drifts): each scenario
+# is read against the floor of its own round, and the median over the rounds is reported.
+IO_FLOOR = ("io floor", "/io")
 SCENARIOS = [
     # name, method and path shown, wrk script, data file
     ("login", "POST /login", "login.lua", "users.tsv"),
@@ -114,58 +115,51 @@ def main() -> int:
     settings = {
         "threads": os.environ.get("THREADS", "2"),
         "connections": os.environ.get("CONNECTIONS", "64"),
-        "duration": os.environ.get("DURATION", "10s"),
+        "duration": os.environ.get("DURATION", "8s"),
     }
+    rounds = int(os.environ.get("ROUNDS", "3"))
     only = set(filter(None, os.environ.get("SCENARIOS", "").split(",")))
     here = Path(__file__).parent
+    scenarios = [s for s in SCENARIOS if not only or s[0].split()[0] in only]
+    floors: list[Result] = []
+    results: dict[str, list[Result]] = {name: [] for name, *_ in scenarios}
+    for round_number in range(1, rounds + 1):
+        output, cpu = run_wrk(f"{floor_url}{IO_FLOOR[1]}", None, [], settings)
+        floors.append(parse(IO_FLOOR[0], output, cpu))
+        for name, _, script, data_file in scenarios:
+            args = [str(data / data_file), settings["threads"]]
+            run_settings = settings
+            if name == "logout":
+                # Each request spends a prepared session: a short run, so none runs out.
+                run_settings = {**settings, "duration": os.environ.get("LOGOUT_DURATION", "1s")}
+            output, cpu = run_wrk(base_url, here / script, args, run_settings)
+            result = parse(name, output, cpu)
+            if name == "logout" and _ran_out(output, data / "logout.tsv", settings):
+                # The threads stopped early but wrk divides by the whole duration: not a rate.
+                print("  logout: prepared sessions ran out; raise LOGOUT_SESSIONS", file=sys.stderr)
+                result.scenario += " (ran out)"
+            results[name].append(result)
+        print(f"  round {round_number}: done", file=sys.stderr)
 
-    def run_floors(suffix: str) -> list[Result]:
-        runs = []
-        for name, path in FLOORS:
-            output, cpu = run_wrk(f"{floor_url}{path}", None, [], settings)
-            runs.append(parse(name + suffix, output, cpu))
-            print(f"  {name}{suffix}: done", file=sys.stderr)
-        return runs
-
-    first = run_floors("")
-    results = []
-    for name, _, script, data_file in SCENARIOS:
-        if only and name.split()[0] not in only:
-            continue
-        args = [str(data / data_file), settings["threads"]]
-        run_settings = settings
-        if name == "logout":
-            # Each request spends a prepared session: a short run, so they do not run out.
-            run_settings = {**settings, "duration": os.environ.get("LOGOUT_DURATION", "1s")}
-        output, cpu = run_wrk(base_url, here / script, args, run_settings)
-        result = parse(name, output, cpu)
-        if name == "logout" and _ran_out(output, data / "logout.tsv", settings):
-            # The threads stopped early but wrk divides by the whole duration: not a rate.
-            print("  logout: prepared sessions ran out; raise LOGOUT_SESSIONS", file=sys.stderr)
-            result.scenario += " (ran out)"
-        results.append(result)
-        print(f"  {name}: done", file=sys.stderr)
-    last = run_floors(" (again)")
-
-    floor, io_floor = (
-        (before.requests_per_second + after.requests_per_second) / 2
-        for before, after in zip(first, last, strict=True)
-    )
-    print(
-        f"{'scenario':<16} {'req/s':>8} {'of floor':>8} {'of io':>8} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'non-2xx':>8} {'sock err':>8} {'wrk CPU':>8}"
-    )
-    for r in [*first, *results, *last]:
+    print(f"{'scenario':<16} {'req/s':>8} {'of io floor, by round':>24} {'median':>7} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} {'sock err':>8}")  # fmt: skip
+    print(f"{IO_FLOOR[0]:<16} {statistics.median(f.requests_per_second for f in floors):>8.0f}")
+    for name, runs in results.items():
+        shares = [
+            r.requests_per_second / f.requests_per_second for r, f in zip(runs, floors, strict=True)
+        ]
         print(
-            f"{r.scenario:<16} {r.requests_per_second:>8.0f} "
-            f"{r.requests_per_second / floor:>8.1%} {r.requests_per_second / io_floor:>8.1%} "
-            f"{r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-            f"{r.non_2xx:>8} {r.socket_errors:>8} {r.generator_cpu:>8.1%}"
+            f"{name:<16} {statistics.median(r.requests_per_second for r in runs):>8.0f} "
+            f"{' / '.join(f'{share:.1%}' for share in shares):>24} "
+            f"{statistics.median(shares):>7.1%} "
+            f"{statistics.median(r.p50_ms for r in runs):>7.2f} "
+            f"{statistics.median(r.p99_ms for r in runs):>7.2f} "
+            f"{sum(r.non_2xx for r in runs):>8} {sum(r.socket_errors for r in runs):>8}"
         )
-    login = next((r for r in results if r.scenario == "login"), None)
-    if login is not None:
-        _print_login_bound(login.requests_per_second)
-    failed = sum(r.non_2xx + r.socket_errors for r in [*first, *results, *last])
+    login = results.get("login")
+    if login:
+        _print_login_bound(statistics.median(r.requests_per_second for r in login))
+    failed = sum(r.non_2xx + r.socket_errors for runs in results.values() for r in runs)
     return 1 if failed else 0
 
 

@@ -14,7 +14,7 @@ middleware.py    the ASGI middleware, on the event loop, in this order (`stack`)
                    HeadAsGet        HEAD served as GET without the body
 route.py         the route: the endpoint's one declaration, what the route cannot take
                  (415, repeated query parameters), FastAPI's validation, then one hop
-                 into a worker thread (pools.py), where
+                 into a worker thread (Pools), where
 admission.py       decides who is calling and whether they may: the token, its session,
                    the rate limits (SlowAPI, service/limits), 401 or 429
                  then the endpoint: service/routes -> service/services -> db/, sessions/

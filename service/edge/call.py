@@ -8,12 +8,15 @@ another.
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from service.limits.policy import Window
 from service.services.accounts import ClientInfo
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +92,9 @@ class ApiRequest(Request):
         # C0 and C1 control characters and DEL: what a terminal would act on.
         user_agent = re.sub("[\x00-\x1f\x7f-\x9f]", "\ufffd", text)[:512]
         return ClientInfo(ip=self.call.client_ip, user_agent=user_agent)
+
+
+def runtime_of(connection: HTTPConnection) -> "Runtime":
+    """The worker's long-lived objects, which the app's lifespan keeps in its state."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime

@@ -17,8 +17,7 @@ answer that never came. A wrong query or a NOSCRIPT answer proves the server is 
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pybreaker
@@ -80,37 +79,57 @@ class Circuit:
     def state(self) -> str:
         return str(self._breaker.current_state)
 
-    @contextmanager
-    def guard(self) -> Iterator[None]:
-        """Run the block under the breaker; CircuitOpen at once while it is open, and while
-        another call is the one trial of a half-open circuit. A guard inside another of the
-        same circuit, in the same thread, is part of it: one unit of work, one call."""
-        if getattr(self._inside, "guarded", False):
-            yield
-            return
-        self._inside.guarded = True
-        try:
-            with self._breaker_call():
-                yield
-        finally:
-            self._inside.guarded = False
+    def guard(self) -> "_Guard":
+        """A context manager that runs its block under the breaker: CircuitOpen at once
+        while it is open, and while another call is the one trial of a half-open circuit.
+        A guard inside another of the same circuit, in the same thread, is part of it:
+        one unit of work, one call."""
+        return _Guard(self)
 
-    @contextmanager
-    def _breaker_call(self) -> Iterator[None]:
-        trial = False
-        if self._breaker.current_state != "closed":
+
+class _Guard:
+    """Circuit.guard's context manager: a class rather than a generator, as it runs
+    around every unit of work."""
+
+    __slots__ = ("_call", "_circuit", "_trial")
+
+    def __init__(self, circuit: Circuit) -> None:
+        self._circuit = circuit
+        self._call: Any = None
+        self._trial = False
+
+    def __enter__(self) -> None:
+        circuit = self._circuit
+        if getattr(circuit._inside, "guarded", False):
+            return  # part of the guard around it
+        if circuit._breaker.current_state != "closed":
             # pybreaker lets every call through once the timeout is over; one is enough.
-            trial = self._trial.acquire(blocking=False)
-            if not trial:
-                raise CircuitOpen(self.dependency)
+            self._trial = circuit._trial.acquire(blocking=False)
+            if not self._trial:
+                raise CircuitOpen(circuit.dependency)
+        self._call = circuit._breaker.calling()
         try:
-            with self._breaker.calling():
-                yield
+            self._call.__enter__()
         except pybreaker.CircuitBreakerError:
-            raise CircuitOpen(self.dependency) from None
+            self._release()
+            raise CircuitOpen(circuit.dependency) from None
+        circuit._inside.guarded = True
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+        if self._call is None:
+            return False
+        self._circuit._inside.guarded = False
+        try:
+            return bool(self._call.__exit__(kind, error, traceback))
+        except pybreaker.CircuitBreakerError:
+            raise CircuitOpen(self._circuit.dependency) from None
         finally:
-            if trial:
-                self._trial.release()
+            self._release()
+
+    def _release(self) -> None:
+        if self._trial:
+            self._trial = False
+            self._circuit._trial.release()
 
 
 def _redis_failure(error: BaseException) -> bool:

@@ -19,11 +19,14 @@ takes its request, as `caller: Caller` (protected) or `request: ApiRequest` (pub
 its services as the other `Annotated` dependencies of service.deps.
 """
 
+import asyncio
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -32,11 +35,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.edge.call import ApiRequest
-from service.edge.pools import Pool
-from service.runtime import runtime_of
+from service.edge.call import ApiRequest, runtime_of
 
 Endpoint = Callable[..., Any]
+Pool = Literal["requests", "passwords"]
 E = TypeVar("E", bound=Endpoint)
 T = TypeVar("T")
 JSON = "application/json"
@@ -75,6 +77,45 @@ def declare(
 def declaration_of(endpoint: Endpoint) -> Declaration:
     declaration: Declaration = getattr(endpoint, _DECLARATION, Declaration())
     return declaration
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Each sized by its own setting: few request threads contend less for the GIL, and the
+    routes that hash a password have their own, so a login storm queues there without
+    taking a thread that reads need. Executors of our own rather than AnyIO's worker
+    threads behind a capacity limiter: the hop measured cheaper (docs/performance.md)."""
+
+    requests: ThreadPoolExecutor
+    passwords: ThreadPoolExecutor
+    # Metrics: never in a pool that requests wait for (readiness has threads of its own).
+    operations: ThreadPoolExecutor
+
+    @classmethod
+    def build(cls, *, requests: int, passwords: int) -> "Pools":
+        return cls(
+            ThreadPoolExecutor(requests, thread_name_prefix="request"),
+            ThreadPoolExecutor(passwords, thread_name_prefix="password"),
+            ThreadPoolExecutor(1, thread_name_prefix="operations"),
+        )
+
+    async def run(self, pool: Pool, call: Callable[[], T]) -> T:
+        """Run `call` in a thread of `pool`, in a copy of the caller's context (the request
+        id bound for logging goes along)."""
+        return await _run_in(self.passwords if pool == "passwords" else self.requests, call)
+
+    async def run_operation(self, call: Callable[[], T]) -> T:
+        """Run `call` in the operations thread (the metrics' rendering)."""
+        return await _run_in(self.operations, call)
+
+    def shutdown(self) -> None:
+        for pool in (self.requests, self.passwords, self.operations):
+            pool.shutdown(wait=True)
+
+
+async def _run_in(pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(pool, context.run, call)
 
 
 class EdgeRoute(APIRoute):

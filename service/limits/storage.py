@@ -20,7 +20,6 @@ from typing import Any
 import redis
 from limits.storage import Storage
 
-from sessions.lua import LuaScript
 from sessions.redis_client import Client
 
 SCHEME = "service+redis"
@@ -75,7 +74,8 @@ class ServiceStorage(Storage):
         super().__init__(uri, **options)
         self._client = client
         self._guard = guard
-        self._hit = LuaScript(_HIT)
+        # Run on its own on every request: redis-py's Script (EVALSHA, loaded when missing).
+        self._hit = client.register_script(_HIT)
 
     @property
     def base_exceptions(self) -> type[Exception]:
@@ -83,7 +83,7 @@ class ServiceStorage(Storage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         with self._guard():
-            count, ttl_ms = self._hit(self._client, [f"{PREFIX}:{key}"], [expiry, amount])
+            count, ttl_ms = self._hit(keys=[f"{PREFIX}:{key}"], args=[expiry, amount])
         if (hits := _recorded.get()) is not None:
             hits[key] = Hit(int(count), time.time() + int(ttl_ms) / 1000)
         return int(count)

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 
 from service import metrics
 from service.config import EXAMPLE_JWT_WARNING
+from service.edge.call import runtime_of
 from service.errors import NotAuthenticated, NotFound
-from service.runtime import runtime_of
 from service.schemas.health import Liveness, NotReady, Readiness
 
 router = APIRouter(tags=["operations"])

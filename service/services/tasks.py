@@ -21,7 +21,7 @@ from service.schemas.tasks import TaskPatch, TaskWrite
 TaskView = dict[str, Any]
 
 
-def task_view(task: Task) -> TaskView:
+def task_view(task: repo.TaskFields) -> TaskView:
     return {
         "id": task.id,
         "title": task.title,

@@ -4,22 +4,19 @@ kubectl (with its built-in kustomize) and promtool come from the machine (the ma
 has kubectl; Debian's `prometheus` package has promtool, which .ci/run installs). Where one
 is missing its tests are skipped, unless STACK_TESTS=required (set by .ci/run and the CI
 workflow): then it is a failure. checkov gets a venv of its own (tests/deploy/checkov.in says
-why), installed from its hashed lock the first time and whenever the lock changes.
+why; tests/support/tool_venv.py installs it).
 """
 
-import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.live_server import ROOT
+from tests.support.tool_venv import tool_venv
 
 CHECKOV_LOCK = ROOT / "tests" / "deploy" / "checkov.lock"
-CHECKOV_VENV = ROOT / ".venv-tools" / "checkov"
 
 
 def machine_tool(name: str, purpose: str) -> str:
@@ -43,24 +40,4 @@ def promtool() -> str:
 
 def checkov() -> Path:
     """checkov from .venv-tools/checkov, (re)installed when tests/deploy/checkov.lock changed."""
-    binary = CHECKOV_VENV / "bin" / "checkov"
-    stamp = CHECKOV_VENV / ".requirements.sha"
-    wanted = hashlib.sha256(CHECKOV_LOCK.read_bytes()).hexdigest()
-    if binary.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
-        return binary
-    shutil.rmtree(CHECKOV_VENV, ignore_errors=True)
-    python = CHECKOV_VENV / "bin" / "python"
-    steps = [
-        [sys.executable, "-m", "venv", str(CHECKOV_VENV)],
-        # --no-deps: the lock lists every package; wheels only: what was hashed is what runs.
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--require-hashes", "--no-deps", "--only-binary=:all:", "-r", str(CHECKOV_LOCK)],
-        [str(python), "-m", "pip", "check"],
-    ]  # fmt: skip
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            output = result.stdout + result.stderr
-            pytest.fail(f"installing checkov failed: {' '.join(step)}\n{output}")
-    stamp.write_text(wanted + "\n")
-    return binary
+    return tool_venv("checkov", CHECKOV_LOCK) / "bin" / "checkov"

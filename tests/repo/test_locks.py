@@ -1,7 +1,9 @@
 """pyproject.toml declares the direct dependencies; the two locks pin them, and every
-package under them, with hashes (scripts/lock.sh writes both)."""
+package under them, with hashes (scripts/lock.sh writes both). The test OpenID Provider's
+npm lock (tests/oidc/provider) pins its packages likewise."""
 
 import hashlib
+import json
 import re
 import tomllib
 
@@ -75,3 +77,20 @@ def test_the_venv_holds_the_current_dev_lock() -> None:
     stamp = ROOT / ".venv" / ".requirements.sha"
     wanted = hashlib.sha256((ROOT / "requirements-dev.lock").read_bytes()).hexdigest()
     assert stamp.read_text().strip() == wanted, "run ./scripts/venv.sh"
+
+
+def test_the_test_provider_s_npm_lock_pins_exact_versions_without_addresses() -> None:
+    # tests/oidc/provider: npm ci installs the lock; its .npmrc keeps download addresses out
+    # of it (omit-lockfile-registry-resolved), so no registry is named in the repository.
+    folder = ROOT / "tests" / "oidc" / "provider"
+    package = json.loads((folder / "package.json").read_text())
+    lock = json.loads((folder / "package-lock.json").read_text())
+    assert package["dependencies"], "no dependency"
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in package["dependencies"].values())
+    assert lock["packages"][""]["dependencies"] == package["dependencies"]
+    for name, version in package["dependencies"].items():
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version
+    entries = {path: entry for path, entry in lock["packages"].items() if path}
+    assert all(entry.get("integrity", "").startswith("sha512-") for entry in entries.values())
+    assert [path for path, entry in entries.items() if "resolved" in entry] == []
+    assert "omit-lockfile-registry-resolved=true" in (folder / ".npmrc").read_text()

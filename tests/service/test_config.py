@@ -83,7 +83,7 @@ def test_development_with_the_example_secret_says_so(start_server: StartServer) 
     server = start_server(APP_ENV="development", JWT_SECRET=EXAMPLE_JWT_SECRET)
     lines = server.logs().splitlines()
     # Loudly: the first line the server logs, as an error, and in /health/ready's body.
-    assert '"example_jwt_secret"' in lines[0] and '"level": "error"' in lines[0], lines[:3]
+    assert '"example_jwt_secret"' in lines[0] and '"level":"error"' in lines[0], lines[:3]
     assert sum('"example_jwt_secret"' in line for line in lines) == 1
     assert EXAMPLE_JWT_SECRET not in server.logs()
     ready = requests.get(f"{server.url}/health/ready", timeout=10)

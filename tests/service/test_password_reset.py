@@ -86,7 +86,7 @@ def test_a_reset_by_email_ends_every_session(mailing: LiveServer, smtp: SmtpServ
     assert _reset(api, token, "another fine passphrase") == 400  # single use
     logs = mailing.logs()
     assert token not in logs
-    assert '"password_reset"' in logs and '"reason": "password_reset"' in logs
+    assert '"password_reset"' in logs and '"reason":"password_reset"' in logs
 
 
 def test_an_unknown_address_gets_the_same_answer_and_no_mail(
@@ -98,7 +98,7 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(
     assert _forgot(api, known) == 202
     smtp.wait_for(known)  # mail goes out in order: the unknown one was handled first
     assert smtp.messages_to(unknown) == []
-    assert '"known_account": false' in mailing.logs()
+    assert '"known_account":false' in mailing.logs()
 
 
 def _two_mails(api: Api, smtp: SmtpServer, email: str) -> tuple[str, str]:
@@ -287,7 +287,7 @@ def test_without_smtp_production_logs_an_error_and_never_the_token(
     while '"mail_not_configured"' not in server.logs() and time.monotonic() < deadline:
         time.sleep(0.05)
     (line,) = [line for line in server.logs().splitlines() if '"mail_not_configured"' in line]
-    assert '"level": "error"' in line
+    assert '"level":"error"' in line
     assert "password-reset" not in server.logs() and "body" not in line
 
 
@@ -300,7 +300,7 @@ def test_a_failed_send_is_retried_and_logged_without_the_token(
     assert _forgot(api, email) == 202
     token = _token_of(smtp.wait_for(email)[0])
     logs = mailing.logs()
-    assert '"mail_send_failed"' in logs and '"attempt": 1' in logs
+    assert '"mail_send_failed"' in logs and '"attempt":1' in logs
     assert token not in logs
     assert _reset(api, token) == 200
 

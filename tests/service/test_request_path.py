@@ -48,4 +48,4 @@ def test_an_authenticated_read_is_the_session_check_and_one_hit(
     # Two scripts a read; commandstats counts the commands inside them as well: the
     # session check's HMGET, then the hit's INCRBY and PTTL. No GET or TTL: the headers
     # cost no read-back.
-    assert sent == {"eval": 20, "hmget": 10, "incrby": 10, "pttl": 10}
+    assert sent == {"evalsha": 20, "hmget": 10, "incrby": 10, "pttl": 10}

@@ -31,12 +31,20 @@ OFFICIAL_IMAGES = {
     "REDIS_IMAGE": "redis:7.4-bookworm",
     "PROXY_IMAGE": "nginx:1.30-alpine",
 }
-# Every variable docker-compose.yml reads: none leaks in from the caller's environment
-# unless the test sets it (the image variables excepted: a developer's mirror is honoured).
+# docker-compose.pg-ha.yml's images besides those (its Patroni image is built from
+# POSTGRES_IMAGE).
+PG_HA_IMAGES = {
+    "ETCD_IMAGE": "quay.io/coreos/etcd:v3.5.21",
+    "HAPROXY_IMAGE": "haproxy:3.0-bookworm",
+}
+# Every variable docker-compose.yml and its overlays read: none leaks in from the caller's
+# environment unless the test sets it (the image variables excepted: a developer's mirror is
+# honoured).
 COMPOSE_VARIABLES = {
     "APP_ENV", "JWT_SECRET", "LOG_LEVEL", "LOG_FORMAT", "WEB_CONCURRENCY", "TRUSTED_PROXIES",
     "WAIT_TIMEOUT_SECONDS", "GRACEFUL_TIMEOUT_SECONDS", "POSTGRES_PASSWORD", "IMAGE_SOURCE",
     "API_ADDRESS", "API_PORT", "API_IMAGE", "PIP_BUILD_CONFIG", "PIP_BUILD_CA",
+    "PATRONI_IMAGE", "REPLICATION_PASSWORD", "APT_BUILD_SOURCES", *PG_HA_IMAGES,
 }  # fmt: skip
 PIP_INDEX_KEYS = ("index-url", "extra-index-url", "trusted-host", "timeout", "retries")
 HEALTH_DEADLINE = 240.0
@@ -78,18 +86,18 @@ def image_available(image: str) -> bool:
         return False
 
 
-def choose_images() -> dict[str, str]:
+def choose_images(official: dict[str, str] = OFFICIAL_IMAGES) -> dict[str, str]:
     """The caller's own image variables, else the official images if they can be pulled,
     else the stand-ins (built once, then reused from the engine's cache)."""
-    chosen = {name: os.environ[name] for name in OFFICIAL_IMAGES if os.environ.get(name)}
+    chosen = {name: os.environ[name] for name in official if os.environ.get(name)}
     missing = [
-        name for name, image in OFFICIAL_IMAGES.items()
+        name for name, image in official.items()
         if name not in chosen and not image_available(image)
     ]  # fmt: skip
     if missing:
         standins = standin_images.build_standins()
         chosen.update({name: standins[name] for name in missing})
-    return {name: chosen.get(name, image) for name, image in OFFICIAL_IMAGES.items()}
+    return {name: chosen.get(name, image) for name, image in official.items()}
 
 
 def machine_pip_settings() -> dict[str, str]:

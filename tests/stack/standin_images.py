@@ -5,8 +5,8 @@ can be reached (tests/stack/images/).
 that point docker-compose.yml at them. A Debian bookworm root file system is made with
 debootstrap from the machine's own apt mirror (read from its apt sources here, at run time,
 never written into the repository) and imported as the base image; the Dockerfiles then
-install python3, postgresql, redis-server and nginx on it with the same sources, passed as a
-build secret so no image keeps them.
+install python3, postgresql, redis-server, nginx, etcd and haproxy on it with the same
+sources, passed as a build secret so no image keeps them.
 """
 
 import os
@@ -20,12 +20,15 @@ from pathlib import Path
 IMAGES_DIR = Path(__file__).resolve().parent / "images"
 BASE_IMAGE = "tasks-standin/debian:bookworm"
 SUITE = "bookworm"
-# The variables of docker-compose.yml (and its build argument) that name the images.
+# The variables of docker-compose.yml (and its build argument) and of
+# docker-compose.pg-ha.yml that name the images.
 IMAGE_VARIABLES = {
     "PYTHON_IMAGE": "tasks-standin/python:bookworm",
     "POSTGRES_IMAGE": "tasks-standin/postgres:bookworm",
     "REDIS_IMAGE": "tasks-standin/redis:bookworm",
     "PROXY_IMAGE": "tasks-standin/nginx:bookworm",
+    "ETCD_IMAGE": "tasks-standin/etcd:bookworm",
+    "HAPROXY_IMAGE": "tasks-standin/haproxy:bookworm",
 }
 APT_DIR = Path("/etc/apt")
 # What official Debian images put in place: no service starts inside a build, and apt

@@ -26,6 +26,11 @@ def _binary(name: str) -> str:
     return found
 
 
+def postgres_bin_dir() -> str:
+    """Where the machine's PostgreSQL server binaries are."""
+    return str(Path(_binary("postgres")).resolve().parent)
+
+
 def _as_postgres() -> list[str]:
     # initdb and postgres refuse to run as root.
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
