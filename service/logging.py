@@ -37,7 +37,21 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 def _json(event: dict[str, Any], **_: Any) -> str:
     # pydantic-core's serializer: a third of the line's cost with the standard library's
     # json (docs/performance.md); anything it does not know is written as its repr.
-    return to_json(event, fallback=repr).decode()
+    line = to_json(event, fallback=repr).decode()
+    # It escapes the C0 controls, as JSON must, but writes C1 ones (U+0080-U+009F, a
+    # percent-decoded path may hold them) as they are, and a terminal showing the log may
+    # act on them (U+009B is CSI). Escaped, they are the same JSON text. Only lines with
+    # anything but ASCII pay for the look.
+    if not line.isascii():
+        line = _C1_CONTROLS.sub(_json_escaped, line)
+    return line
+
+
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
 
 
 def _database_errors_without_values(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -123,3 +123,17 @@ def test_console_logs_escape_control_characters_from_the_request(
     # structlog adds for a terminal: the log here is a file).
     controls = {char for char in logs if unicodedata.category(char) == "Cc"} - {"\n"}
     assert not controls, controls
+
+
+def test_json_logs_escape_every_control_character(logged_server: LiveServer) -> None:
+    # JSON must escape C0 controls; C1 ones (U+0080-U+009F: CSI among them) it may write
+    # as they are, and a terminal showing the log could act on them.
+    response = requests.get(f"{logged_server.url}/nowhere/c1-%c2%9b31m-%1b", timeout=10)
+    assert response.status_code == 404
+    deadline = time.monotonic() + 5
+    while not (lines := [line for line in _lines(logged_server) if "c1-" in str(line.get("path"))]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert lines[0]["path"] == "/nowhere/c1-\x9b31m-\x1b"  # the same text, once decoded
+    controls = {c for c in logged_server.logs() if unicodedata.category(c) == "Cc"} - {"\n"}
+    assert not controls, controls
