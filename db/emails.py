@@ -9,6 +9,11 @@ keeps the result stable when canonicalised again.
 
 import unicodedata
 
+# The users.email_canonical column's length. NFKC can make an address much longer (U+FDFA
+# is one character and eighteen after it), so a valid address may not fit: registration
+# refuses it.
+MAX_CANONICAL_LENGTH = 320
+
 
 def canonical_email(email: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email.strip()).casefold())

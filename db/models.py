@@ -16,6 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from db.emails import MAX_CANONICAL_LENGTH
+
 TASK_STATUSES = ("todo", "in_progress", "done")
 
 
@@ -33,7 +35,7 @@ class User(Base):
     # As the user typed it (after email-validator's normalisation): shown and mailed to.
     email: Mapped[str] = mapped_column(String(320))
     # db.emails.canonical_email(email): what makes two addresses the same account.
-    email_canonical: Mapped[str] = mapped_column(String(320))
+    email_canonical: Mapped[str] = mapped_column(String(MAX_CANONICAL_LENGTH))
     password_hash: Mapped[str] = mapped_column(String(255))
     # Raised by every password change or reset: a login that verified an older password
     # starts no session (sessions.store compares it with Redis's copy).

@@ -41,6 +41,9 @@ def main(argv: Sequence[str]) -> None:
         log_config=None,
         # httptools, with the request's head bounded (service/edge/protocol.py).
         http="service.edge.protocol:EdgeHttpProtocol",
+        # No WebSocket routes: an upgrade request is an ordinary request, answered by the
+        # API (JSON, a request id, an access line), not by the server's plain-text 403.
+        ws="none",
         # uvicorn would otherwise trust X-Forwarded-For from 127.0.0.1, letting a local
         # client choose its own rate-limit key.
         proxy_headers=bool(options.trusted_proxies),

@@ -10,15 +10,23 @@ the service's environment is set, e.g. `docker compose exec api python -m script
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+from redis import RedisError
+from redis.exceptions import RedisClusterException
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
 from db import repositories as repo
 from db.engine import Database, make_engine
+from scripts.startup import describe, postgresql_address, redis_address
 from service.audit import sessions_revoked
-from service.config import Settings
+from service.config import Settings, settings_problems
 from service.logging import configure_logging
 from sessions import redis_client
 from sessions.store import NotReplicated, SessionInfo, SessionStore
@@ -100,10 +108,19 @@ def _row(info: SessionInfo, email: str) -> dict[str, Any]:
     }
 
 
+# C0 and C1 control characters and DEL: a User-Agent stored by an older version may hold
+# any, and a terminal would act on them (colours, cursor moves, a forged line).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(value: object) -> str:
+    return _CONTROLS.sub(lambda match: f"\\x{ord(match[0]):02x}", str(value))
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no live sessions"
-    cells = [[str(row[column]) for column in COLUMNS] for row in rows]
+    cells = [[_printable(row[column]) for column in COLUMNS] for row in rows]
     headers = [column.upper() for column in COLUMNS]
     widths = [max(len(value) for value in column) for column in zip(headers, *cells, strict=True)]
     lines = [headers, *cells]
@@ -140,11 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "kill" and bool(args.session_ids) == bool(args.user):
         parser.error("kill takes SESSION_ID... or --user EMAIL (one of them)")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"error: invalid settings: {settings_problems(error)}", file=sys.stderr)
+        return 2
     # Logs (audit events) go to stderr; stdout carries the command's output.
     configure_logging(level=settings.log_level, log_format=settings.log_format, stream=sys.stderr)
-    admin = Admin(settings)
+    admin: Admin | None = None
     try:
+        # Inside: a Redis Cluster client asks its nodes for the slots as it is made.
+        admin = Admin(settings)
         return _run(admin, args)
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -154,8 +177,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # from a failover. Running the same command again is safe.
         print(f"error: not confirmed by the replicas ({error}); run it again", file=sys.stderr)
         return 2
+    # One line that names the dependency that failed (mostly: did not answer), not a
+    # traceback: nothing was changed that the same command cannot finish when run again.
+    except (RedisError, RedisClusterException) as error:
+        where = redis_address(settings.redis_url)
+        print(f"error: Redis at {where}: {describe(error)}", file=sys.stderr)
+        return 1
+    except (DBAPIError, PoolTimeoutError) as error:
+        where = postgresql_address(settings.database_url)
+        print(f"error: PostgreSQL at {where}: {describe(error)}", file=sys.stderr)
+        return 1
     finally:
-        admin.close()
+        if admin is not None:
+            admin.close()
 
 
 def _run(admin: Admin, args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from service.config import Settings
+from service.config import Settings, settings_problems
 from service.logging import configure_logging, get_logger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,13 +110,7 @@ def read_options() -> Options:
     try:
         settings = Settings()
     except ValidationError as error:
-        # Each problem names its variable; pydantic's message never includes the value.
-        problems = [
-            f"{'.'.join(str(part) for part in problem['loc']).upper() or 'settings'}: "
-            f"{problem['msg']}"
-            for problem in error.errors()
-        ]
-        raise Refused(BAD_CONFIGURATION, "config_invalid", "; ".join(problems)) from None
+        raise Refused(BAD_CONFIGURATION, "config_invalid", settings_problems(error)) from None
     default_workers = min(cpu_count(), MAX_DEFAULT_WORKERS)
     raw_wait = os.environ.get("WAIT_TIMEOUT_SECONDS") or "60"
     try:

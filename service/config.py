@@ -1,10 +1,11 @@
 """Settings read from the environment (and `.env` in development), validated at start."""
 
 from functools import lru_cache
+from string import Formatter
 from typing import Literal
 
 from limits import parse
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from db.settings import DatabaseSettings
 from sessions import redis_client
@@ -74,6 +75,10 @@ class Settings(DatabaseSettings):
     db_pool_size: int | None = Field(default=None, ge=1, le=1000)
     db_statement_timeout_ms: int = Field(default=5000, ge=100)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request's head (request line and headers) must arrive within this long of the
+    # connection's opening or of the previous response (service/edge/protocol.py); the
+    # proxy's client_header_timeout is the same 10 s.
+    request_head_timeout_seconds: float = Field(default=10, gt=0, le=300)
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     # Bearer token for GET /metrics; without one, /metrics is not served (404).
@@ -135,8 +140,19 @@ class Settings(DatabaseSettings):
     @field_validator("password_reset_url")
     @classmethod
     def url_with_a_token_slot(cls, url: str) -> str:
-        if url and "{token}" not in url:
-            raise ValueError("PASSWORD_RESET_URL must contain {token}, where the token goes")
+        # Formatted for every reset mail (str.format): a field other than {token}, or a
+        # stray brace, would make every mail fail instead of the start.
+        if not url:
+            return url
+        try:
+            fields = [part[1:] for part in Formatter().parse(url) if part[1] is not None]
+        except ValueError:
+            fields = [("", None, None)]
+        if not fields or any(field != ("token", "", None) for field in fields):
+            raise ValueError(
+                "PASSWORD_RESET_URL must contain {token} where the token goes, and no other "
+                "{...} field (write a literal brace as {{ or }})"
+            )
         return url
 
     @field_validator("log_level")
@@ -186,6 +202,16 @@ class Settings(DatabaseSettings):
             if len(self.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
                 raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return self
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, in one line: each problem names its variable, and
+    never its value (hide_input_in_errors; our messages never quote one)."""
+    problems = []
+    for problem in error.errors():
+        variable = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+        problems.append(f"{variable}: {problem['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
 
 
 def _items(value: str) -> list[str]:

@@ -6,7 +6,11 @@ so every write changes the ETag, however close together two writes come.
 
 import re
 
-_TAG = re.compile(r'^"(\d+)-(\d+)"$')
+# What task_etag writes: canonical digits, at most 19 (ids and versions are bigint). A tag
+# in any other spelling is not one of ours and matches nothing (tags compare as strings),
+# and is never parsed as a number (Python refuses to parse more than 4,300 digits).
+_TAG = re.compile(r'^"([1-9][0-9]{0,18})-([1-9][0-9]{0,18})"$', re.ASCII)
+MAX_VERSION = 2**63 - 1
 
 
 def task_etag(task_id: int, version: int) -> str:
@@ -30,7 +34,8 @@ def if_match_versions(header: str | None, *, task_id: int) -> tuple[int, ...] | 
     versions = []
     for entry in entries:
         match = _TAG.match(entry)
-        if match and int(match[1]) == task_id:
+        # A version beyond bigint can match no row, and must not reach PostgreSQL.
+        if match and int(match[1]) == task_id and int(match[2]) <= MAX_VERSION:
             versions.append(int(match[2]))
     return tuple(versions)
 

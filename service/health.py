@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from db.schema import SchemaNotCurrent
 from service.edge.circuits import Circuit
 from service.logging import get_logger
 
@@ -31,6 +32,8 @@ class Dependency:
     # A blocking ping that runs under `circuit` (CircuitOpen at once while it refuses).
     ping: Callable[[], Any]
     answered_at: float = field(default=float("-inf"))
+    # Why it is not ready, when the ping said so in words (SchemaNotCurrent).
+    problem: str | None = None
     _thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="readiness")
     )
@@ -78,9 +81,20 @@ class Readiness:
             await asyncio.wait_for(asyncio.shield(dependency.pinging()), CHECK_TIMEOUT_SECONDS)
         except Exception as error:  # noqa: BLE001 (any failure means "not ready")
             dependency.answered_at = float("-inf")
-            log.warning("dependency_unavailable", dependency=name, error=type(error).__name__)
+            dependency.problem = str(error) if isinstance(error, SchemaNotCurrent) else None
+            log.warning(
+                "dependency_unavailable",
+                dependency=name,
+                error=type(error).__name__,
+                problem=dependency.problem,
+            )
         else:
             dependency.answered_at = time.monotonic()
+            dependency.problem = None
+
+    def problems(self) -> dict[str, str]:
+        """Why each dependency that said so in words is not ready."""
+        return {name: d.problem for name, d in self._dependencies.items() if d.problem}
 
     def close(self) -> None:
         for dependency in self._dependencies.values():

@@ -1,15 +1,17 @@
 """App factory: `create_app(settings)` wires the request path together; `app` is what
 uvicorn serves. The path itself, part by part, is service/edge (docs/design.md)."""
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi_offline import FastAPIOffline
+from pydantic import ValidationError
 
 from service import metrics
-from service.config import EXAMPLE_JWT_WARNING, Settings, get_settings
+from service.config import EXAMPLE_JWT_WARNING, Settings, get_settings, settings_problems
 from service.edge import errors, middleware, openapi
 from service.edge.route import EdgeRoute
 from service.logging import configure_logging, get_logger
@@ -102,7 +104,14 @@ def __getattr__(name: str) -> FastAPI:
     # `uvicorn service.main:app` builds the app on first access, so importing
     # create_app (tests, scripts) does not build one from the environment.
     if name == "app":
-        application = create_app()
+        try:
+            settings = get_settings()
+        except ValidationError as error:
+            # One line naming each bad variable, not pydantic's traceback through uvicorn's
+            # importer; exit status 2 like the container's start (scripts/startup.py).
+            print(f"error: invalid settings: {settings_problems(error)}", file=sys.stderr)
+            raise SystemExit(2) from None
+        application = create_app(settings)
         globals()["app"] = application
         return application
     raise AttributeError(name)

@@ -4,6 +4,7 @@
 from dataclasses import dataclass
 
 from db.engine import Database, make_engine
+from db.schema import SchemaCheck
 from service.config import Settings
 from service.edge.admission import Admission
 from service.edge.call import Call
@@ -147,7 +148,8 @@ class Runtime:
             database_circuit=database_breaker,
             readiness=Readiness(
                 {
-                    "postgresql": Dependency(database_breaker, database.ping),
+                    # Reachable and migrated: a schema behind the code fails every request.
+                    "postgresql": Dependency(database_breaker, SchemaCheck(database).ping),
                     "redis": Dependency(redis_breaker, ping_redis),
                 }
             ),

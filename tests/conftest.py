@@ -1,6 +1,7 @@
 """Test infrastructure: a throwaway PostgreSQL database (migrated with Alembic), a
 dedicated Redis db index, and live uvicorn servers configured through the environment."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from tests.support.live_server import (
     LiveServer,
     StartServer,
 )
+
+# STACK_TESTS=skip (scripts/test.sh): the Docker stack tests are left out altogether, even
+# where an engine answers (they build images and start stacks: minutes).
+collect_ignore_glob = ["stack/*"] if os.environ.get("STACK_TESTS") == "skip" else []
 
 
 @pytest.fixture(scope="session")

@@ -550,6 +550,8 @@ def test_entrypoint_refuses_the_example_secret_in_production(base_env: dict[str,
         ("GRACEFUL_TIMEOUT_SECONDS", "0"),  # uvicorn would wait for ever
         ("WAIT_TIMEOUT_SECONDS", "nan"),
         ("PORT", "http"),
+        ("DATABASE_URL", "postgresql://postgres:pw@127.0.0.1:54x2/tasks"),
+        ("PASSWORD_RESET_URL", "https://app.example.com/reset?token={token}&x={0}"),
     ],
 )
 def test_entrypoint_refuses_bad_start_up_settings_before_any_wait(
@@ -557,7 +559,9 @@ def test_entrypoint_refuses_bad_start_up_settings_before_any_wait(
 ) -> None:
     result = subprocess.run(
         [str(ENTRYPOINT)],
-        env=entrypoint_env(base_env, DATABASE_URL="postgresql://nowhere:1/x", **{variable: value}),
+        env=entrypoint_env(
+            base_env, **{"DATABASE_URL": "postgresql://nowhere:1/x", variable: value}
+        ),
         capture_output=True,
         text=True,
         timeout=30,
@@ -565,6 +569,8 @@ def test_entrypoint_refuses_bad_start_up_settings_before_any_wait(
     assert result.returncode == 2, result.stdout + result.stderr
     (refusal,) = log_lines(result.stdout)
     assert refusal["event"] == "config_invalid" and variable in refusal["message"]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "pw@" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ and the access log read them. Nothing else about a request is handed from one pa
 another.
 """
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,16 @@ class ApiRequest(Request):
 
     @property
     def client_info(self) -> ClientInfo:
-        return ClientInfo(ip=self.call.client_ip, user_agent=self.headers.get("user-agent", ""))
+        """The client as a session records it. The User-Agent is shown to the user and
+        printed by the admin CLI: read as UTF-8 (Starlette's Latin-1 would turn UTF-8 into
+        mojibake and bytes 0x80-0x9F into C1 control characters), any byte that is not
+        UTF-8 and any control character replaced with U+FFFD, at most 512 characters."""
+        raw = next((value for name, value in self.scope["headers"] if name == b"user-agent"), b"")
+        # 4 bytes at most per character: enough for 512 of them, without decoding 16 KiB.
+        text = raw[: 4 * 512].decode("utf-8", errors="replace")
+        # C0 and C1 control characters and DEL: what a terminal would act on.
+        user_agent = re.sub("[\x00-\x1f\x7f-\x9f]", "\ufffd", text)[:512]
+        return ClientInfo(ip=self.call.client_ip, user_agent=user_agent)
 
 
 def runtime_of(connection: HTTPConnection) -> "Runtime":

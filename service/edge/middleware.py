@@ -277,11 +277,14 @@ def _framing(scope: Scope) -> tuple[int | None, bool]:
 
 
 def host_allowed(scope: Scope, allowed: frozenset[str]) -> bool:
-    """Whether the request's Host (without its port) is one of `allowed`, or a subdomain
-    of an entry written `*.example.com`."""
-    host = next((value for name, value in scope["headers"] if name == b"host"), None)
-    if host is None:
+    """Whether the request's one Host (without its port) is one of `allowed`, or a
+    subdomain of an entry written `*.example.com`. More than one Host field is never
+    allowed (RFC 9112 §3.2: a 400), whatever they name: proxies and the app could each
+    read another one."""
+    hosts = [value for name, value in scope["headers"] if name == b"host"]
+    if len(hosts) != 1:
         return False
+    host = hosts[0]
     name = host.decode("latin-1").lower()
     name = name.rsplit(":", 1)[0] if not name.endswith("]") else name
     if name in allowed:

@@ -7,27 +7,44 @@ with a bound on a request's head and JSON for what the parser refuses.
 - A request the parser refuses (a malformed request line or header, conflicting framing
   such as Content-Length with Transfer-Encoding) is answered 400 with a JSON body and
   `Connection: close`, like every other error of the API, instead of uvicorn's plain text.
+- A request's head must arrive within REQUEST_HEAD_TIMEOUT_SECONDS of the connection's
+  opening or of the previous response (uvicorn has no such bound: a client sending one
+  header line every few seconds would hold its connection for ever): else 408 (JSON) and
+  the connection closed; a connection that sent nothing is closed without an answer.
+- Each of these answers carries an X-Request-ID and writes one access-log line, like the
+  answers of the app (the middleware never sees these requests).
 
 Select it with `uvicorn --http service.edge.protocol:EdgeHttpProtocol`
 (scripts/serve.py does).
 """
 
+import asyncio
 import json
+import secrets
+import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.config import get_settings
+from service.logging import get_logger
 
 MAX_HEADER_BYTES = 16 * 1024
 HEADERS_TOO_LARGE = "Request headers too large: at most 16 KiB in total"
 MALFORMED = "Malformed HTTP request: the request line, a header or the message framing is invalid"
+HEAD_TIMEOUT = "Request head not received in time: send it at once"
+# What a refused request's access line shows of its URL: enough to recognise it.
+LOGGED_URL_BYTES = 256
+access_log = get_logger("access")
 
 
-def _refusal(status_line: bytes, detail: str) -> bytes:
+def _refusal(status_line: bytes, detail: str, request_id: str) -> bytes:
     body = json.dumps({"detail": detail}).encode()
     return b"".join(
         [
             status_line,
             b"content-type: application/json\r\n",
             b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"x-request-id: " + request_id.encode() + b"\r\n",
             b"x-content-type-options: nosniff\r\n",
             b"cache-control: no-store\r\n",
             b"connection: close\r\n\r\n",
@@ -36,8 +53,11 @@ def _refusal(status_line: bytes, detail: str) -> bytes:
     )
 
 
-_TOO_LARGE = _refusal(b"HTTP/1.1 431 Request Header Fields Too Large\r\n", HEADERS_TOO_LARGE)
-_MALFORMED = _refusal(b"HTTP/1.1 400 Bad Request\r\n", MALFORMED)
+_STATUS_LINES = {
+    400: b"HTTP/1.1 400 Bad Request\r\n",
+    408: b"HTTP/1.1 408 Request Timeout\r\n",
+    431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+}
 
 
 class HeadTooLarge(Exception):
@@ -52,6 +72,18 @@ class EdgeHttpProtocol(HttpToolsProtocol):
     _parsed_bytes = 0
     _buffered_bytes = 0
     _refused = False
+    # The head's deadline, while one is awaited; and since when it is (for the access line).
+    _head_timer: asyncio.TimerHandle | None = None
+    _awaiting_since = 0.0
+    _head_timeout_seconds: float | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -77,11 +109,25 @@ class EdgeHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._stop_head_timer()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # uvicorn now waits for the next request (its keep-alive timer runs) unless a
+        # pipelined one, whose head is complete, starts instead.
+        if self.timeout_keep_alive_task is not None:
+            self._await_head()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # Served with `--ws none` (scripts/serve.py): an upgrade request is an ordinary
+        # request, answered by the API, so uvicorn's advice to install a WebSocket library
+        # would only mislead whoever reads the log.
+        pass
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to what httptools refuses; `msg` is its plain-text reason.
-        self._refuse(_MALFORMED)
+        self._refuse(400, MALFORMED)
 
     def _count(self, size: int) -> None:
         self._parsed_bytes += size
@@ -91,12 +137,58 @@ class EdgeHttpProtocol(HttpToolsProtocol):
 
     def _refuse_too_large(self) -> None:
         self.logger.warning("Request headers over %d bytes: refused", MAX_HEADER_BYTES)
-        self._refuse(_TOO_LARGE)
+        self._refuse(431, HEADERS_TOO_LARGE)
 
-    def _refuse(self, answer: bytes) -> None:
+    def _await_head(self) -> None:
+        if EdgeHttpProtocol._head_timeout_seconds is None:
+            # Read once per process, when the first connection comes: the app that
+            # validated the settings is built by then.
+            EdgeHttpProtocol._head_timeout_seconds = get_settings().request_head_timeout_seconds
+        self._stop_head_timer()
+        self._awaiting_since = time.perf_counter()
+        self._head_timer = self.loop.call_later(
+            EdgeHttpProtocol._head_timeout_seconds, self._head_timed_out
+        )
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and self._buffered_bytes:
+            self._refuse(408, HEAD_TIMEOUT)
+        elif self.transport is not None and not self.transport.is_closing():
+            self._refused = True
+            self.transport.close()  # nothing of a request came: nothing to answer
+
+    def _refuse(self, status: int, detail: str) -> None:
         if self._refused:
             return
         self._refused = True
+        self._stop_head_timer()
+        request_id = secrets.token_hex(16)
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(answer)
+            self.transport.write(_refusal(_STATUS_LINES[status], detail, request_id))
             self.transport.close()
+        self._log_refusal(status, request_id)
+
+    def _log_refusal(self, status: int, request_id: str) -> None:
+        """The access line the middleware writes for the app's answers, for this one."""
+        url = getattr(self, "url", b"")  # what the parser gave of it, if anything
+        try:
+            method: str | None = self.parser.get_method().decode("latin-1")
+        except Exception:  # noqa: BLE001 (the parser stopped before the method, or failed)
+            method = None
+        access_log.info(
+            "request",
+            request_id=request_id,
+            method=method,
+            path=url.partition(b"?")[0][:LOGGED_URL_BYTES].decode("latin-1"),
+            status=status,
+            duration_ms=round((time.perf_counter() - self._awaiting_since) * 1000, 2),
+            client_ip=self.client[0] if self.client else "unknown",
+            user_id=None,
+            session_id=None,
+        )

@@ -46,7 +46,9 @@ async def read_readiness(request: Request) -> Any:
     if runtime.settings.uses_example_secret:
         body["warning"] = EXAMPLE_JWT_WARNING
     if failing:
-        body["detail"] = f"Unavailable: {', '.join(failing)}"
+        problems = runtime.readiness.problems()
+        named = [f"{name} ({problems[name]})" if name in problems else name for name in failing]
+        body["detail"] = f"Unavailable: {', '.join(named)}"
         return JSONResponse(status_code=503, content=body)
     return body
 

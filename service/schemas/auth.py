@@ -11,6 +11,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from db.emails import MAX_CANONICAL_LENGTH, canonical_email
 from service.schemas.common import NO_NUL, Documented, Input, ResponseBody, examples
 from sessions.devices import MAX_LENGTH as DEVICE_TOKEN_MAX
 from sessions.policy import MAX_LENGTH, MIN_LENGTH, SCHEMA_PATTERN, password_problem
@@ -36,6 +37,21 @@ Email = Annotated[
         "spelling of it (case, Unicode form) is one account"
     ),
 ]
+
+
+def _fits_canonical(email: str) -> str:
+    if len(canonical_email(email)) > MAX_CANONICAL_LENGTH:
+        # The message never repeats the address.
+        raise PydanticCustomError(
+            "email_too_long",
+            f"The email address is too long once normalised (Unicode NFKC and case folding "
+            f"make it longer than {MAX_CANONICAL_LENGTH} characters)",
+        )
+    return email
+
+
+# What registration accepts: an address whose canonical form (db.emails) fits its column.
+NewEmail = Annotated[Email, AfterValidator(_fits_canonical)]
 # What a login or a password check accepts: any password that could have been set.
 Password = Annotated[
     str,
@@ -81,7 +97,7 @@ class Registration(Input):
     """A new account."""
 
     model_config = examples({"email": "ada@example.com", "password": "correct horse battery"})
-    email: Email
+    email: NewEmail
     password: NewPassword
 
     @field_validator("password")

@@ -132,22 +132,24 @@ def _plain_digits(value: Any) -> Any:
     return value
 
 
-_WHOLE_DECIMAL = re.compile(r"\s*[+-]?[0-9_]+\.0*\s*", re.ASCII)
+# A whole number as Python's int() or float() might spell it: signs, underscores between
+# digits, a zero fraction, blanks around. Any Unicode decimal digits, as int() takes them.
+_WHOLE_NUMBER = re.compile(r"\s*[+-]?\d+(?:_\d+)*(?:\.0*)?\s*")
+# Ids are bigint: 19 digits at most. A longer canonical number names no resource either.
+_MAX_ID_DIGITS = 19
 
 
 def _names_no_id(value: Any) -> Any:
-    """A path id in another spelling of a whole number (`012`, `+12`, `1_2`, `1.0`, ` 1`)
-    names no resource: 0, which no id is. Anything else (`abc`, `1.5`) stays a 422."""
-    if isinstance(value, str) and not _DIGITS.fullmatch(value):
-        try:
-            int(value)
-        except ValueError:
-            if not _WHOLE_DECIMAL.fullmatch(value):
-                raise PydanticCustomError(
-                    "int_parsing", "The id should be a whole number"
-                ) from None
-        return 0
-    return value
+    """A path id in another spelling of a whole number (`012`, `+12`, `1_2`, `1.0`, ` 1`),
+    or one too long for any id (Python refuses to parse more than 4,300 digits), names no
+    resource: 0, which no id is. Anything else (`abc`, `1.5`) stays a 422."""
+    if not isinstance(value, str):
+        return value
+    if _DIGITS.fullmatch(value):
+        return value if len(value) <= _MAX_ID_DIGITS else 0
+    if not _WHOLE_NUMBER.fullmatch(value):
+        raise PydanticCustomError("int_parsing", "The id should be a whole number")
+    return 0
 
 
 # Query numbers: canonical decimal digits only; `5_0`, `+1`, `10.0` are 422.

@@ -34,7 +34,8 @@ class Readiness(ResponseBody):
 
 class NotReady(Readiness):
     """At least one dependency is refused by this worker's circuit breaker, or did not
-    answer within 2 seconds."""
+    answer within 2 seconds, or (PostgreSQL) answered with a schema that is not at the
+    migration head, which `detail` says."""
 
     model_config = examples(
         {

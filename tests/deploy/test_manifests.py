@@ -413,10 +413,17 @@ def test_network_policies_admit_the_ingress_controller_and_prometheus_only(
     api = overlay.one("NetworkPolicy", "tasks-service-api")
     (rule,) = api["spec"]["ingress"]
     sources = {
-        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: peer[
+            "podSelector"
+        ]["matchLabels"]
         for peer in rule["from"]
     }
-    assert sources == {"ingress-nginx", "monitoring"}
+    # Named pods, never a whole namespace: TRUSTED_PROXIES=* believes X-Forwarded-For from
+    # whoever reaches the port, so any pod admitted could choose its rate-limit key.
+    assert sources == {
+        "ingress-nginx": {"app.kubernetes.io/name": "ingress-nginx"},
+        "monitoring": {"app.kubernetes.io/name": "prometheus"},
+    }
     assert [port["port"] for port in rule["ports"]] == ["http"]
     ports = {port["port"] for egress in api["spec"]["egress"] for port in egress["ports"]}
     # DNS, PostgreSQL, Redis (and Sentinel in production), SMTP: nothing else.

@@ -56,3 +56,27 @@ def test_the_readme_starts_with_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
     assert first_block.splitlines() == ["docker compose up --build", "./scripts/test.sh"]
+
+
+# A log call with a literal event name: `log.info("session_created", ...)`, `log().error(`.
+LOG_EVENT = re.compile(r"\.(?:debug|info|warning|error|exception)\(\s*\"([a-z][a-z0-9_]*)\"")
+
+
+def test_every_event_the_code_logs_is_documented() -> None:
+    logged = {
+        event
+        for folder in ("service", "sessions", "db", "scripts")
+        for path in (ROOT / folder).rglob("*.py")
+        for event in LOG_EVENT.findall(path.read_text())
+    }
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    logs = operations[operations.index("## Logs") : operations.index("## Metrics")]
+    # Named whole, or by a family written with `*` (`migration_*`).
+    families = [name[:-1] for name in re.findall(r"`([a-z_]+\*)`", logs)]
+    undocumented = sorted(
+        event
+        for event in logged
+        if f"`{event}`" not in logs and not any(event.startswith(f) for f in families)
+    )
+    assert len(logged) > 20  # the pattern still finds them
+    assert undocumented == []

@@ -93,3 +93,20 @@ def test_the_pre_commit_hooks_pass_on_every_file(tmp_path: Path) -> None:
         if line.endswith("Passed")
     }
     assert passed == HOOKS, result.stdout
+
+
+def test_stack_tests_skip_leaves_out_the_docker_stack() -> None:
+    # `STACK_TESTS=skip ./scripts/test.sh`: everything but tests/stack, which needs Docker
+    # and builds images (only collected here: nothing runs).
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "tests"],
+        cwd=ROOT,
+        env={**os.environ, "STACK_TESTS": "skip"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert any(line.startswith("tests/service/") for line in collected)
+    assert not [line for line in collected if line.startswith("tests/stack/")]

@@ -4,23 +4,26 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Callable
 
 import pytest
+import redis
 
+from sessions.store import SessionStore
 from tests.support.api import Api
-from tests.support.live_server import ROOT
+from tests.support.live_server import ROOT, free_port
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
 def cli(base_env: dict[str, str]) -> Cli:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "scripts.sessions", *args],
             cwd=ROOT,
-            env={**os.environ, **base_env},
+            env={**os.environ, **base_env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=60,
@@ -118,3 +121,49 @@ def test_unknown_user_is_an_error(cli: Cli) -> None:
     assert result.returncode == 1
     assert "nobody@example.com" in result.stderr
     assert cli("kill").returncode == 2  # neither ids nor --user
+
+
+def test_list_prints_control_characters_escaped(
+    api: Api, cli: Cli, base_env: dict[str, str]
+) -> None:
+    # A session stored by an older version, which kept the User-Agent as sent.
+    email = api.register()
+    user_id = api.get("/me", headers=api.login(email).headers).json()["id"]
+    store = SessionStore(
+        redis.Redis.from_url(base_env["REDIS_URL"]),
+        session_ttl_seconds=3600,
+        idle_timeout_seconds=3600,
+    )
+    agent = "\x1b[2J\x9b31m agent\nforged line\r"
+    session = store.create(
+        user_id=user_id, credentials_version=1, jti="j", ip="127.0.0.1", user_agent=agent
+    )
+    table = cli("list", "--user", email)
+    assert table.returncode == 0, table.stderr
+    (line,) = [line for line in table.stdout.splitlines() if session.id in line]
+    assert line.endswith("\\x1b[2J\\x9b31m agent\\x0aforged line\\x0d")
+    assert not [
+        char for char in table.stdout if unicodedata.category(char) == "Cc" and char != "\n"
+    ]
+    rows = json.loads(cli("list", "--user", email, "--json").stdout)
+    assert agent in [row["user_agent"] for row in rows]  # JSON escapes them itself
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("REDIS_URL", "redis://127.0.0.1:{port}/0", "Redis"),
+        ("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:{port}/tasks", "PostgreSQL"),
+    ],
+)
+def test_an_unreachable_dependency_is_one_line_and_a_failure(
+    api: Api, cli: Cli, variable: str, value: str, named: str
+) -> None:
+    email = api.register()
+    api.login(email)
+    for args in (("list",), ("list", "--user", email), ("kill", "--user", email)):
+        result = cli(*args, env={variable: value.format(port=free_port())})
+        assert result.returncode == 1, result
+        assert result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"error: {named} ") and "Traceback" not in line, line

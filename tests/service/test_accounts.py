@@ -47,6 +47,19 @@ def test_register_rejects_bad_input_without_echoing_the_password(api: Api) -> No
             assert body["password"] not in response.text
 
 
+def test_an_email_whose_canonical_form_outgrows_the_column_is_a_422(api: Api) -> None:
+    # U+FDFA is one character that NFKC expands to eighteen: eighteen of them make a valid
+    # local part (54 bytes of UTF-8) whose canonical form is longer than any address.
+    email = "\ufdfa" * 18 + "@example.com"
+    response = api.post("/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "email"]
+    assert "too long" in error["msg"]
+    # Short enough once canonical: served like any other address.
+    assert api.post("/register", json={"email": "\ufdfa" + unique_email(), "password": PASSWORD}).ok
+
+
 def test_password_length_bounds_are_inclusive(api: Api) -> None:
     assert api.post("/register", json={"email": unique_email(), "password": "pq" * 4}).ok
     assert api.post("/register", json={"email": unique_email(), "password": "pq" * 64}).ok

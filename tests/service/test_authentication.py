@@ -161,3 +161,23 @@ def test_invalid_input_with_a_token_is_422(api: Api) -> None:
     assert api.get("/tasks?limit=0", headers=tokens.headers).status_code == 422
     raw = {**tokens.headers, "Content-Type": "application/json"}
     assert api.post("/tasks", data=b"\xff\xfe", headers=raw).status_code == 422
+
+
+def test_every_token_that_does_not_let_in_gets_one_and_the_same_401(api: Api) -> None:
+    # docs/api.md: the same 401, literally, whatever is wrong with a token; a different
+    # text only when no bearer token came at all (the client knows that much already).
+    tokens, revoked = api.new_user(), api.new_user()
+    assert api.post("/logout", headers=revoked.headers).ok
+    claims = _claims(tokens)
+    bad_tokens = [
+        "not-a-jwt",
+        f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
+        _sign(claims, secret="another-secret-" + "y" * 40),
+        _sign({**claims, "exp": int(time.time()) - 10}),
+        _sign({**claims, "jti": "not-the-current-one"}),
+        revoked.access_token,
+    ]
+    bodies = {api.get("/tasks", headers={"Authorization": f"Bearer {t}"}).text for t in bad_tokens}
+    assert [json.loads(body) for body in bodies] == [{"detail": "Invalid or expired token"}]
+    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "}):
+        assert api.get("/tasks", headers=headers).json() == {"detail": "Not authenticated"}

@@ -10,7 +10,7 @@ import requests
 from pydantic import ValidationError
 
 from service.config import EXAMPLE_JWT_SECRET, Settings
-from tests.support.live_server import ROOT, LiveServer, StartServer
+from tests.support.live_server import ROOT, LiveServer, StartServer, free_port
 
 STRONG_SECRET = "s" * 48
 
@@ -95,3 +95,55 @@ def test_a_server_with_its_own_secret_has_no_warning(server: LiveServer) -> None
     assert '"example_jwt_secret"' not in server.logs()
     ready = requests.get(f"{server.url}/health/ready", timeout=10)
     assert ready.status_code == 200 and "warning" not in ready.json()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://app.example.com/reset?token={token}&x={0}",
+        "https://app.example.com/reset?token={}",
+        "https://app.example.com/reset?token={token}&user={user}",
+        "https://app.example.com/reset?token={token!r}",
+        "https://app.example.com/reset?token={token:>80}",
+        "https://app.example.com/reset?token={token",
+        "https://app.example.com/reset}?token={token}",
+    ],
+)
+def test_a_reset_url_with_anything_but_the_token_field_is_refused(url: str) -> None:
+    # Formatted for every mail: a field it cannot fill would fail each mail, not the start.
+    with pytest.raises(ValidationError, match="PASSWORD_RESET_URL"):
+        Settings(password_reset_url=url)
+
+
+def test_a_reset_url_may_hold_literal_braces() -> None:
+    url = "https://app.example.com/reset/{{v2}}?token={token}"
+    assert Settings(password_reset_url=url).password_reset_url == url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("PASSWORD_RESET_URL", "https://app.example.com/reset?t={token}&{0}", "{token}"),
+        ("DATABASE_URL", "postgresql+psycopg2://postgres:pw@127.0.0.1:54x2/tasks", "port"),
+        ("DATABASE_URL", "postgresql+psycopg2://postgres:pw@127.0.0.1:99999/tasks", "port"),
+        ("DATABASE_URL", "127.0.0.1:5432", "postgresql+psycopg2://"),
+        ("THREAD_POOL_SIZE", "many", "integer"),
+    ],
+)
+def test_a_bad_setting_stops_uvicorn_with_one_line_naming_it(
+    tmp_path: Path, variable: str, value: str, words: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(free_port())],
+        cwd=tmp_path,  # away from any .env in the repository root
+        env={**os.environ, "PYTHONPATH": str(ROOT), variable: value},
+        capture_output=True,
+        text=True,
+        timeout=20,  # refused before it serves: a server that starts is the failure
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if variable in line]
+    assert line.startswith("error: invalid settings:") and words in line, line
+    assert len(result.stderr.splitlines()) <= 2, result.stderr
+    assert "pw@" not in result.stderr  # the URL's password, never shown

@@ -215,6 +215,30 @@ def test_a_password_reset_lifts_the_lockout(guarded: LiveServer, smtp: SmtpServe
     assert Client(guarded, "127.0.3.10").login(email, new_password) == 200
 
 
+def test_a_device_locked_by_failed_logins_is_free_after_a_reset(
+    guarded: LiveServer, smtp: SmtpServer
+) -> None:
+    api = Api(guarded.url)
+    email = api.register()
+    device = _device_of(guarded, email)
+    # Wrong passwords with the device token, from addresses the account does not know,
+    # until the device's own limit refuses it even the right password.
+    statuses = [
+        Client(guarded, f"127.0.6.{10 + n}").login(email, "wrong" * 2, device=device)
+        for n in range(DEVICE_LIMIT + 1)
+    ]
+    assert statuses == [401] * DEVICE_LIMIT + [429]
+    assert Client(guarded, "127.0.6.20").login(email, device=device) == 429
+    assert api.post("/password/forgot", json={"email": email}).status_code == 202
+    match = TOKEN.search(smtp.wait_for(email)[0].get_content())
+    assert match
+    new_password = "a fresh start for the device"
+    reset = api.post("/password/reset", json={"token": match[1], "new_password": new_password})
+    assert reset.status_code == 200, reset.text
+    # The owner's device, from an address still unknown: its failures are forgotten.
+    assert Client(guarded, "127.0.6.21").login(email, new_password, device=device) == 200
+
+
 def test_deleting_the_account_ends_its_device_tokens(guarded: LiveServer) -> None:
     api = Api(guarded.url)
     email = api.register()

@@ -9,6 +9,7 @@ import redis
 import requests
 
 from tests.support.api import Api, unique_email
+from tests.support.databases import migrate, throwaway_database
 from tests.support.live_server import StartServer, free_port
 from tests.support.redis_server import RedisServer
 
@@ -116,3 +117,21 @@ def test_a_flood_of_readiness_probes_costs_about_one_check_a_second(
         assert _pings(client) - before <= 2 * (elapsed + 1) + 2
     finally:
         private.stop()
+
+
+def test_ready_names_a_database_not_at_the_migration_head(start_server: StartServer) -> None:
+    # Every request would be a 500 on it: not ready, and the answer says why.
+    with throwaway_database() as url:
+        server = start_server(DATABASE_URL=url)
+        response = requests.get(f"{server.url}/health/ready", timeout=10)
+        assert response.status_code == 503
+        body = response.json()
+        assert body["checks"] == {"postgresql": "unavailable", "redis": "ok"}
+        assert "alembic upgrade head" in body["detail"] and "schema" in body["detail"]
+        migrate(url, "upgrade", "head")
+        deadline = time.monotonic() + 10
+        while (ready := requests.get(f"{server.url}/health/ready", timeout=10)).status_code != 200:
+            assert time.monotonic() < deadline, ready.json()
+            time.sleep(0.1)
+        assert ready.json()["checks"] == {"postgresql": "ok", "redis": "ok"}
+        server.stop()  # before its database goes

@@ -4,6 +4,7 @@ Bearer challenges on every 401, bounded request headers, JSON for what the parse
 import contextlib
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -65,6 +66,26 @@ def test_other_hosts_are_400_json(host_checked: LiveServer, host: str) -> None:
     assert response.status_code == 400
     assert response.json() == {"detail": "Host not allowed"}
     assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        [b"api.example.com", b"evil.example.net"],
+        [b"evil.example.net", b"api.example.com"],
+        [b"api.example.com", b"api.example.com"],
+    ],
+)
+def test_more_than_one_host_header_is_400(host_checked: LiveServer, hosts: list[bytes]) -> None:
+    # RFC 9112 §3.2: a request with more than one Host field is a 400, whichever it names.
+    lines = b"".join(b"Host: " + host + b"\r\n" for host in hosts)
+    answer = _raw(
+        host_checked, b"GET /health/live HTTP/1.1\r\n" + lines + b"Connection: close\r\n\r\n"
+    )
+    status, headers, body = _head_and_body(answer)
+    assert status.startswith(b"HTTP/1.1 400 "), answer
+    assert json.loads(body) == {"detail": "Host not allowed"}
+    assert headers[b"x-request-id"]
 
 
 def test_any_host_is_served_by_default(api: Api) -> None:
@@ -214,3 +235,116 @@ def test_the_connection_is_closed_after_the_400(server: LiveServer) -> None:
         while chunk := sock.recv(65536):  # TimeoutError here: the server kept it open
             answer += chunk
     assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 400 ")
+
+
+def _access_line(server: LiveServer, request_id: bytes) -> dict[str, object]:
+    # Written once the answer is sent: it may come a moment after the client has it.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in server.logs().splitlines():
+            entry = json.loads(line)
+            if entry.get("event") == "request" and entry.get("request_id") == request_id.decode():
+                return dict(entry)
+        time.sleep(0.02)
+    raise AssertionError(f"no access line for {request_id!r}")
+
+
+def test_a_60_kb_request_line_in_one_write_is_a_431_and_logged_short(server: LiveServer) -> None:
+    # One write, so that the whole line arrives in one read: the bound counts what the
+    # parser read, not only what it keeps buffering.
+    request = b"GET /tasks?q=" + b"a" * 60_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, headers, body = _head_and_body(_raw(server, request))
+    assert status.startswith(b"HTTP/1.1 431 "), (status, body)
+    assert headers[b"connection"] == b"close"
+    assert json.loads(body) == {"detail": "Request headers too large: at most 16 KiB in total"}
+    line = _access_line(server, headers[b"x-request-id"])
+    assert line["status"] == 431
+    assert max(len(line) for line in server.logs().splitlines()) < 2048
+
+
+def test_what_the_parser_refuses_has_a_request_id_and_an_access_line(server: LiveServer) -> None:
+    status, headers, _ = _head_and_body(
+        _raw(server, b"GE T /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    )
+    assert status.startswith(b"HTTP/1.1 400 ")
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    line = _access_line(server, headers[b"x-request-id"])
+    assert (line["status"], line["client_ip"]) == (400, "127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def head_timed(start_server: StartServer) -> LiveServer:
+    return start_server(REQUEST_HEAD_TIMEOUT_SECONDS="1")
+
+
+def test_a_slow_head_is_a_408_that_closes(head_timed: LiveServer) -> None:
+    # A header line every 0.3 s: each arrives long before any idle timeout would fire,
+    # but the head is never complete.
+    with socket.create_connection(("127.0.0.1", head_timed.port), timeout=10) as sock:
+        sock.settimeout(0.3)
+        started = time.monotonic()
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        answer = b""
+        for n in range(30):
+            if not answer:  # once the answer begins, it is only read to its end
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(b"X-Slow-%d: yes\r\n" % n)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                break  # a line sent as the server closed: what it had sent was read first
+            if not chunk:
+                break
+            answer += chunk
+        elapsed = time.monotonic() - started
+    status, headers, body = _head_and_body(answer)
+    assert status.startswith(b"HTTP/1.1 408 "), answer
+    assert 0.9 < elapsed < 5, elapsed
+    assert headers[b"connection"] == b"close"
+    assert json.loads(body) == {"detail": "Request head not received in time: send it at once"}
+    assert _access_line(head_timed, headers[b"x-request-id"])["status"] == 408
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_an_answer(
+    head_timed: LiveServer,
+) -> None:
+    with socket.create_connection(("127.0.0.1", head_timed.port), timeout=5) as sock:
+        assert sock.recv(65536) == b""  # TimeoutError here: the server kept it open
+
+
+def test_a_prompt_client_keeps_its_connection_past_the_head_timeout(
+    head_timed: LiveServer,
+) -> None:
+    # The bound is on a head's arrival, not on the connection's life.
+    with requests.Session() as http:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            assert http.get(f"{head_timed.url}/health/live", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "status"), [(b"/ws", 404), (b"/tasks", 401)])
+def test_a_websocket_upgrade_is_answered_as_plain_http_json(
+    server: LiveServer, path: bytes, status: int
+) -> None:
+    # The service has no WebSocket route: the request is an ordinary one, answered by the
+    # API with its JSON, request id and access line (not a plain-text 403 from the server).
+    request = (
+        b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(_head_and_body(answer)[2]) < int(
+            _head_and_body(answer)[1].get(b"content-length", b"0")
+        ):
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    status_line, headers, body = _head_and_body(answer)
+    assert status_line.startswith(b"HTTP/1.1 %d " % status), answer
+    assert headers[b"content-type"] == b"application/json"
+    assert "detail" in json.loads(body)
+    assert _access_line(server, headers[b"x-request-id"])["status"] == status

@@ -128,6 +128,27 @@ def test_two_mails_both_work_until_one_is_used(
     assert api.login(email, NEW_PASSWORD).access_token
 
 
+def test_a_reset_link_dies_with_a_password_change(mailing: LiveServer, smtp: SmtpServer) -> None:
+    # A link mailed before the owner changed the password (say, after noticing someone
+    # asked for it) must not let whoever reads that mail set another one.
+    api = Api(mailing.url)
+    email = api.register()
+    tokens = api.login(email)
+    older, newer = _two_mails(api, smtp, email)
+    changed = api.post(
+        "/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=tokens.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    for token in (older, newer):
+        assert _reset(api, token, "the attacker's passphrase") == 400
+    assert api.login(email, NEW_PASSWORD).access_token
+    # A mail asked for after the change works as usual.
+    assert _forgot(api, email) == 202
+    assert _reset(api, _token_of(smtp.wait_for(email, count=3)[2])) == 200
+
+
 def test_a_mail_triggered_by_someone_else_does_not_void_the_owners(
     mailing: LiveServer, smtp: SmtpServer
 ) -> None:

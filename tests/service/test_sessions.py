@@ -186,6 +186,28 @@ def test_sessions_lists_live_sessions_and_marks_the_current_one(api: Api) -> Non
     assert first.refresh_token.rsplit(".", 1)[1] not in text
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        pytest.param(
+            "Mozilla/5.0 (Jürgen's) 日本".encode(), "Mozilla/5.0 (Jürgen's) 日本", id="utf-8"
+        ),
+        # Bytes that are no UTF-8 are replaced, never read as Latin-1 control characters.
+        pytest.param(b"agent \x9b31m \x85 end", "agent \ufffd31m \ufffd end", id="c1-bytes"),
+        # C1 control characters in UTF-8 (the parser refuses C0 ones): replaced too.
+        pytest.param(b"agent \xc2\x9b31m \xc2\x85 end", "agent \ufffd31m \ufffd end", id="c1"),
+        pytest.param(b"a" * 15_000, "a" * 512, id="15000-bytes"),
+    ],
+)
+def test_a_user_agent_is_kept_as_utf_8_text_without_controls_and_bounded(
+    api: Api, sent: bytes, stored: str
+) -> None:
+    email = api.register()
+    tokens = api.login(email, headers={"User-Agent": sent})
+    (item,) = api.get("/sessions", headers=tokens.headers).json()["items"]
+    assert item["user_agent"] == stored
+
+
 def test_revoking_another_session_kills_only_it(api: Api) -> None:
     email = api.register()
     keep, kill = api.login(email), api.login(email)

@@ -51,6 +51,32 @@ def test_other_spellings_of_an_id_name_no_task(
     )
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param("9223372036854775808", id="beyond-bigint"),
+        pytest.param("9" * 4301, id="4301-digits"),
+        pytest.param("1" + "0" * 5000, id="5001-digits"),
+        pytest.param("0" * 5000 + "{id}", id="5000-leading-zeros"),
+        pytest.param("0" * 5000 + "{id}.0", id="5000-leading-zeros-and-a-fraction"),
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_ids_too_long_for_any_task_name_no_task(
+    server_api: Api, owner: Tokens, task_id: int, spelling: str, method: str
+) -> None:
+    # Whole numbers all the same, however long (Python refuses to parse more than 4,300
+    # digits): 404 like any id that names nothing, never a 422.
+    body = {"title": "renamed"} if method in ("PUT", "PATCH") else None
+    path = "/tasks/" + spelling.format(id=task_id)
+    response = server_api.request(method, path, json=body, headers=owner.headers)
+    assert response.status_code == 404, (method, response.text[:300])
+    assert response.json() == {"detail": "Task not found"}
+    assert server_api.get(f"/tasks/{task_id}", headers=owner.headers).json()["title"] == (
+        "the one task"
+    )
+
+
 def test_an_underscored_id_names_no_task(server_api: Api, owner: Tokens) -> None:
     # int("1_2") is 12: task 12 (whoever's) must not be what /tasks/1_2 reads.
     ids = [server_api.create_task(owner)["id"] for _ in range(2)]

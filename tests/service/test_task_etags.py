@@ -108,6 +108,34 @@ def test_write_naming_no_current_etag_is_412_and_changes_nothing(
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        pytest.param('"{id}-9223372036854775808"', id="version-beyond-bigint"),
+        pytest.param('"{id}-' + "9" * 5000 + '"', id="version-of-5000-digits"),
+        pytest.param('"' + "9" * 5000 + '-1"', id="id-of-5000-digits"),
+        pytest.param('"{id}-' + "0" * 5000 + '1"', id="version-with-5000-leading-zeros"),
+    ],
+)
+def test_an_etag_with_numbers_no_task_can_have_is_412_not_500(
+    api: Api, user: Tokens, method: str, tag: str
+) -> None:
+    # Versions are bigint: a tag beyond that names no version and must not reach the
+    # database (nor Python's limit on parsing long numbers).
+    created = api.post("/tasks", json={"title": "t"}, headers=user.headers)
+    task, path = created.json(), f"/tasks/{created.json()['id']}"
+    header = tag.replace("{id}", str(task["id"]))
+    response = api.request(
+        method, path, json={"title": "u"}, headers={**user.headers, "If-Match": header}
+    )
+    assert response.status_code == 412, response.text
+    assert api.get(path, headers=user.headers).json() == task
+    # Listed beside the current ETag, it does not keep that one from matching.
+    both = {**user.headers, "If-Match": f"{header}, {_etag(created)}"}
+    assert api.request(method, path, json={"title": "u"}, headers=both).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 def test_if_match_star_matches_any_existing_task(api: Api, user: Tokens, method: str) -> None:
     task = api.create_task(user)
     star = {**user.headers, "If-Match": "*"}

@@ -32,7 +32,7 @@ class LiveServer:
             sys.executable, "-m", "uvicorn", "service.main:app",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(workers), "--no-proxy-headers",
-            "--http", "service.edge.protocol:EdgeHttpProtocol",
+            "--http", "service.edge.protocol:EdgeHttpProtocol", "--ws", "none",
             "--timeout-graceful-shutdown", "10",
         ]  # fmt: skip
         self.process = subprocess.Popen(
