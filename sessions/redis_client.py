@@ -164,11 +164,11 @@ def connect(
             **auth,
             **options,
         )
-    # One node: at most `max_connections`, which the caller sizes to every thread that may
-    # hold one at a time, so none ever waits for another's. redis-py's plain pool, not its
-    # blocking one: that one's queue and condition cost a sixth of every command here
-    # (docs/performance.md).
-    pool = redis.ConnectionPool.from_url(url, max_connections=max_connections, **options)
+    # One node: a caller waits for a free connection (up to 2 s) rather than opening
+    # connections without bound.
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=2, **options
+    )
     return redis.Redis(connection_pool=pool)
 
 
