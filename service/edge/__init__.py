@@ -11,6 +11,8 @@ middleware.py    the ASGI middleware, on the event loop, in this order (`stack`)
                    AllowedHosts     400 for a Host not listed
                    BodyBound        413 past the body bound
                    CorsAnswers      CORS for the listed origins (cors.py)
+                   UnroutedBudget   the budget for what no API route admitted (404,
+                                    405, the docs), on the way out
                    HeadAsGet        HEAD served as GET without the body
 route.py         the route: the endpoint's one declaration, what the route cannot take
                  (415, repeated query parameters), FastAPI's validation, then one hop

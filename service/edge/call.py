@@ -6,6 +6,7 @@ and the access log read them. Nothing else about a request is handed from one pa
 another.
 """
 
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,19 @@ class ApiRequest(Request):
     def session_id(self) -> str:
         return self.caller.session_id
 
+    async def json(self) -> Any:
+        """The body as JSON, strictly: UTF-8 only (JSON's own rule, RFC 8259; Python's
+        parser would take UTF-16 and UTF-32 too) and no key twice in one object (which
+        one would win is not for the client to guess). Either is malformed input: 422."""
+        if not self._read:
+            text = (await self.body()).decode("utf-8")
+            self._parsed = json.loads(text, object_pairs_hook=_without_repeated_keys)
+            self._read = True
+        return self._parsed
+
+    _parsed: Any = None
+    _read = False
+
     @property
     def client_info(self) -> ClientInfo:
         """The client as a session records it. The User-Agent is shown to the user and
@@ -92,6 +106,19 @@ class ApiRequest(Request):
         # C0 and C1 control characters and DEL: what a terminal would act on.
         user_agent = re.sub("[\x00-\x1f\x7f-\x9f]", "\ufffd", text)[:512]
         return ClientInfo(ip=self.call.client_ip, user_agent=user_agent)
+
+
+def _without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    parsed = dict(pairs)
+    if len(parsed) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                break
+            seen.add(key)
+        # FastAPI answers a JSONDecodeError as a 422 naming its message.
+        raise json.JSONDecodeError(f"Duplicate key {key!r} in an object", "", 0)
+    return parsed
 
 
 def runtime_of(connection: HTTPConnection) -> "Runtime":

@@ -2,6 +2,7 @@
 `STACK` is their order, outermost first; service.main adds them in it.
 """
 
+import functools
 import itertools
 import json
 import re
@@ -11,12 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
-from service.edge.call import Call
+from service.edge.call import ApiRequest, Call, runtime_of
+from service.edge.circuits import CircuitOpen
 from service.edge.cors import Cors
+from service.errors import RateLimited
 from service.logging import get_logger
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -28,6 +32,10 @@ access_log = get_logger("access")
 error_log = get_logger("service")
 TOO_LARGE = "Request body too large"
 BAD_HOST = "Host not allowed"
+LOGGED_PATH_CHARACTERS = 1024
+STORE_DOWN = "Session store unavailable"
+# Out of every budget: what probes and the operator's Prometheus ask for.
+UNBUDGETED = frozenset({"/health/live", "/health/ready", "/metrics"})
 # What every response carries unless it says otherwise: no content sniffing, and no cache
 # keeps what is almost always a user's data or tokens.
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -89,7 +97,8 @@ class AccessLog:
             access_log.info(
                 "request",
                 method=method,
-                path=scope["path"],
+                # A path can fill a 16 KiB head: the log keeps its start.
+                path=scope["path"][:LOGGED_PATH_CHARACTERS],
                 status=status,
                 duration_ms=round(seconds * 1000, 2),
                 client_ip=call.client_ip,
@@ -215,6 +224,40 @@ class CorsAnswers:
         await self.app(scope, receive, send_with_cors)
 
 
+class UnroutedBudget:
+    """A request no API route admitted (an unmatched path, a method a path does not take,
+    the docs and their assets) spends the budget like any other, on its way out: admitted
+    in the request pool before its answer is sent, a 429 instead when the budget is
+    spent. Health and metrics stay out of the budget."""
+
+    def __init__(self, app: ASGIApp, *, exempt: frozenset[str]) -> None:
+        self.app = app
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            return await self.app(scope, receive, send)
+        call: Call = scope["state"]["call"]
+        refused = False
+
+        async def send_once_admitted(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and not call.spent:
+                try:
+                    await admit_unrouted(scope, receive)
+                except RateLimited as limited:
+                    refused = True
+                    await send_json(send, 429, {"detail": limited.detail}, limited.headers)
+                except (RedisError, CircuitOpen):
+                    # The budget cannot be checked: fail closed, like any request.
+                    refused = True
+                    await send_json(send, 503, {"detail": STORE_DOWN}, {"Retry-After": "5"})
+            if not refused:
+                await send(message)
+
+        await self.app(scope, receive, send_once_admitted)
+
+
 class HeadAsGet:
     """HEAD is GET without the body, on every GET route, and documented once here rather
     than as an operation of its own on each of them."""
@@ -253,6 +296,7 @@ def stack(
         (AllowedHosts, {"allowed": allowed_hosts}),
         (BodyBound, {"max_bytes": max_body_bytes}),
         (CorsAnswers, {"origins": cors_origins}),
+        (UnroutedBudget, {"exempt": UNBUDGETED}),
         (HeadAsGet, {}),
     ]
     return [(part, options) for part, options in parts if all(options.values()) or not options]
@@ -305,11 +349,24 @@ def _with_defaults(message: Message, call: Call) -> Headers:
     return headers
 
 
-async def send_json(send: Send, status: int, content: Any) -> None:
+async def admit_unrouted(scope: Scope, receive: Receive) -> None:
+    """Admit a request no API route took, as a public one, in the request pool."""
+    request = ApiRequest(scope, receive)
+    runtime = runtime_of(request)
+    admit = functools.partial(
+        runtime.admission.admit, request, limits="request", public=True, malformed=False
+    )
+    await runtime.pools.run("requests", admit)
+
+
+async def send_json(
+    send: Send, status: int, content: Any, extra: dict[str, str] | None = None
+) -> None:
     """A whole JSON response (no body for None)."""
     body = b"" if content is None else json.dumps(content).encode()
     headers = [(b"content-length", str(len(body)).encode())]
     if content is not None:
         headers.append((b"content-type", b"application/json"))
+    headers += [(name.lower().encode(), value.encode()) for name, value in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

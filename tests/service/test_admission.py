@@ -155,3 +155,30 @@ def test_a_public_route_keys_a_live_token_by_its_user(limited: LiveServer) -> No
     # The login spent the user's budget, not the address's.
     after = api.get("/tasks", headers=tokens.headers)
     assert after.headers["x-ratelimit-remaining"] == str(BUDGET - 2)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/nowhere", "/tasks/12/nothing", "/openapi.json", "/docs", "/docs/assets/swagger-ui.css"],
+)
+def test_a_request_no_api_route_takes_spends_the_budget_too(limited: LiveServer, path: str) -> None:
+    api = Api(limited.url)
+    answers = [api.get(path) for _ in range(BUDGET)]
+    assert {a.headers["x-ratelimit-limit"] for a in answers} == {str(BUDGET)}
+    assert [int(a.headers["x-ratelimit-remaining"]) for a in answers] == list(
+        range(BUDGET - 1, -1, -1)
+    )
+    refused = api.get(path)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/json"
+    assert int(refused.headers["retry-after"]) >= 1
+    # Probes and the operator's scrapes are never refused for it.
+    assert api.get("/health/live").status_code == 200
+    assert api.get("/health/ready").status_code == 200
+
+
+def test_a_method_a_path_does_not_take_spends_the_budget(limited: LiveServer) -> None:
+    api = Api(limited.url)
+    answer = api.put("/tasks")
+    assert answer.status_code == 405
+    assert answer.headers["x-ratelimit-remaining"] == str(BUDGET - 1)

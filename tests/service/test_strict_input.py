@@ -269,3 +269,24 @@ def test_a_nul_is_named_in_words(server_api: Api, owner: Tokens) -> None:
         "msg": "Text must not contain NUL characters",
         "type": "string_nul",
     }
+
+
+def test_a_body_in_utf_16_is_a_422_and_creates_nothing(api: Api) -> None:
+    tokens = api.new_user()
+    body = json.dumps({"title": "sixteen bits"}).encode("utf-16")
+    answer = api.post(
+        "/tasks", data=body, headers={**tokens.headers, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert api.get("/tasks", headers=tokens.headers).json()["total"] == 0
+
+
+def test_a_key_given_twice_in_a_body_is_a_422_naming_it(api: Api) -> None:
+    tokens = api.new_user()
+    body = '{"title": "first", "status": "todo", "title": "second"}'
+    answer = api.post(
+        "/tasks", data=body, headers={**tokens.headers, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "'title'" in json.dumps(answer.json())
+    assert api.get("/tasks", headers=tokens.headers).json()["total"] == 0
