@@ -1,4 +1,4 @@
-"""CORS for the origins in CORS_ORIGINS, applied by the ASGI step (step2_asgi).
+"""CORS for the origins in CORS_ORIGINS, applied by the middleware (CorsAnswers).
 
 Only a listed origin gets CORS headers, preflight included; any other origin's request
 goes on untouched (a preflight from it reaches the app, which answers OPTIONS with its
