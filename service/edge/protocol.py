@@ -25,6 +25,7 @@ import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service import metrics
 from service.config import get_settings
 from service.logging import get_logger
 
@@ -177,18 +178,25 @@ class EdgeHttpProtocol(HttpToolsProtocol):
     def _log_refusal(self, status: int, request_id: str) -> None:
         """The access line the middleware writes for the app's answers, for this one."""
         url = getattr(self, "url", b"")  # what the parser gave of it, if anything
-        try:
-            method: str | None = self.parser.get_method().decode("latin-1")
-        except Exception:  # noqa: BLE001 (the parser stopped before the method, or failed)
-            method = None
+        method: str | None = None
+        if url:  # the parser read a method before it: httptools' answer means something
+            try:
+                method = self.parser.get_method().decode("latin-1")
+            except Exception:  # noqa: BLE001 (the parser failed in between)
+                method = None
+        seconds = time.perf_counter() - self._awaiting_since
         access_log.info(
             "request",
             request_id=request_id,
             method=method,
             path=url.partition(b"?")[0][:LOGGED_URL_BYTES].decode("latin-1"),
             status=status,
-            duration_ms=round((time.perf_counter() - self._awaiting_since) * 1000, 2),
+            duration_ms=round(seconds * 1000, 2),
             client_ip=self.client[0] if self.client else "unknown",
             user_id=None,
             session_id=None,
         )
+        # Counted like the app's answers, under the route label of what matched nothing.
+        counter, histogram = metrics.request_series(method or "UNKNOWN", None, status)
+        counter.inc()
+        histogram.observe(seconds)

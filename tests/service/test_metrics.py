@@ -1,6 +1,9 @@
 """GET /metrics: Prometheus text, summed over every worker, behind METRICS_TOKEN."""
 
 import re
+import socket
+import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -98,3 +101,20 @@ def test_sessions_logins_and_limits_are_counted(metered: LiveServer) -> None:
     assert _value(after, "dependency_circuit_state", dependency="redis") == 0
     assert _value(after, "dependency_circuit_state", dependency="postgresql") == 0
     assert PASSWORD not in after
+
+
+def test_what_the_http_parser_refuses_is_counted_too(metered: LiveServer) -> None:
+    labels = {"method": "UNKNOWN", "route": "unmatched", "status": "400"}
+    before = _value(_scrape(metered.url), "http_requests_total", **labels)
+    parts = urlsplit(metered.url)
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
+        sock.sendall(b"GE T / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 400 ")
+    # Counted once the refusal is written (the client may read it first), by whichever
+    # worker refused it: every scrape sums both.
+    deadline = time.monotonic() + 10
+    while _value(_scrape(metered.url), "http_requests_total", **labels) < before + 1:
+        assert time.monotonic() < deadline, "the refusal was never counted"
+        time.sleep(0.05)
+    counts = {_value(_scrape(metered.url), "http_requests_total", **labels) for _ in range(6)}
+    assert counts == {before + 1}
