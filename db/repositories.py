@@ -296,7 +296,7 @@ _FACTOR_ENABLED = select(SecondFactor.enabled_at).where(
 _USE_TIME_STEP = (
     update(SecondFactor)
     .where(
-        SecondFactor.user_id == bindparam("user_id"),
+        SecondFactor.user_id == bindparam("account"),
         SecondFactor.secret_sealed.is_not(None),
         or_(
             SecondFactor.last_time_step.is_(None),
@@ -310,7 +310,7 @@ _USE_TIME_STEP = (
 _ENABLE = (
     update(SecondFactor)
     .where(
-        SecondFactor.user_id == bindparam("user_id"),
+        SecondFactor.user_id == bindparam("account"),
         SecondFactor.secret_sealed.is_(None),
         SecondFactor.pending_sealed == bindparam("pending"),
     )
@@ -326,8 +326,8 @@ _ENABLE = (
 _USE_RECOVERY_CODE = (
     update(RecoveryCode)
     .where(
-        RecoveryCode.user_id == bindparam("user_id"),
-        RecoveryCode.code_hash == bindparam("code_hash"),
+        RecoveryCode.user_id == bindparam("account"),
+        RecoveryCode.code_hash == bindparam("hash"),
         RecoveryCode.used_at.is_(None),
     )
     .values(used_at=func.now())
@@ -351,7 +351,7 @@ _DELETE_SECOND_FACTOR = (
 _RESEAL = (
     update(SecondFactor)
     .where(
-        SecondFactor.user_id == bindparam("user_id"),
+        SecondFactor.user_id == bindparam("account"),
         SecondFactor.secret_sealed.is_not_distinct_from(bindparam("old_secret")),
         SecondFactor.pending_sealed.is_not_distinct_from(bindparam("old_pending")),
     )
@@ -388,7 +388,7 @@ def enable_second_factor(
     with `time_step` as the last one used, and the recovery codes `code_hashes` in place of
     any. False when that secret is no longer the pending one. In one transaction."""
     row = db.execute(
-        _ENABLE, {"user_id": user_id, "pending": pending_sealed, "step": time_step}
+        _ENABLE, {"account": user_id, "pending": pending_sealed, "step": time_step}
     ).first()
     if row is None:
         return False
@@ -399,13 +399,13 @@ def enable_second_factor(
 def use_time_step(db: Session, *, user_id: int, time_step: int) -> bool:
     """Accept a TOTP code of `time_step`: True only if it is later than the last one
     accepted, which it becomes."""
-    params = {"user_id": user_id, "step": time_step}
+    params = {"account": user_id, "step": time_step}
     return db.execute(_USE_TIME_STEP, params).first() is not None
 
 
 def use_recovery_code(db: Session, *, user_id: int, code_hash: str) -> bool:
     """Spend the unused recovery code with this hash; False when there is none."""
-    params = {"user_id": user_id, "code_hash": code_hash}
+    params = {"account": user_id, "hash": code_hash}
     return db.execute(_USE_RECOVERY_CODE, params).first() is not None
 
 
@@ -448,7 +448,7 @@ def reseal_second_factor(
     """Store the secrets sealed again, if they are still `old` (secret, pending); False
     when a request changed them in between (they are sealed under the new key anyway)."""
     params = {
-        "user_id": user_id,
+        "account": user_id,
         "old_secret": old[0],
         "old_pending": old[1],
         "new_secret": new[0],

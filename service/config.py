@@ -214,6 +214,13 @@ class Settings(DatabaseSettings):
                 raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return self
 
+    @field_validator("mfa_encryption_key", mode="before")
+    @classmethod
+    def empty_is_unset(cls, value: object) -> object:
+        # An empty variable (a secret left blank) means no key: derived, or refused in
+        # production.
+        return None if value == "" else value
+
     @field_validator("mfa_encryption_key")
     @classmethod
     def fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
