@@ -75,9 +75,9 @@ class SecondFactorService:
         tokens = self._factors.tokens
         pending = tokens.find(mfa_token)
         user_id = pending.token.user_id if pending is not None else None
-        found: list[User] = []
 
-        def check() -> str | None:
+        def check() -> tuple[User, str] | None:
+            """The account and the method its code proved; None for no proof."""
             if pending is None:
                 return None
             user = self._accounts.find_user(pending.token.user_id)
@@ -86,25 +86,26 @@ class SecondFactorService:
                 # half checked it: no code is spent on a login that cannot complete.
                 audit.warning("mfa_login_failed", reason="credentials_changed", user_id=user_id)
                 return None
-            found.append(user)
-            return self._factors.check(user_id=user.id, code=code, action="login")
+            method = self._factors.check(user_id=user.id, code=code, action="login")
+            return None if method is None else (user, method)
 
         # Counted against the account's MFA_RATE_LIMIT before the code is looked at; a
         # token that names no pending login spends the client's budget only.
         try:
-            method = attempts.code_guess(CodeGuess(str(user_id) if user_id else None), check)
+            proved = attempts.code_guess(CodeGuess(str(user_id) if user_id else None), check)
         except RateLimited:
             limited(code)
             raise
         if pending is None:
             audit.warning("mfa_login_failed", reason="invalid_token")
             raise InvalidSecondFactor()
-        if method is None:
+        if proved is None:
             tokens.fail(pending)
             raise InvalidSecondFactor()
         if not tokens.spend(pending):  # a concurrent login spent it first
             audit.warning("mfa_login_failed", reason="token_spent", user_id=user_id)
             raise InvalidSecondFactor()
+        user, method = proved
         return self._accounts.start_session(
-            found[0], client=client, auth_methods=("password", method), device=pending.device
+            user, client=client, auth_methods=("password", method), device=pending.device
         )

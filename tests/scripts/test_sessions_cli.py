@@ -205,8 +205,9 @@ def test_mfa_reseal_moves_every_secret_to_the_first_key(
         assert result.returncode == 0, result.stderr
         assert "sealed" in result.stdout
         # A server with the new key alone opens it.
-        rotated = Api(start_server(MFA_ENCRYPTION_KEY=new).url)
-        assert login_with(rotated, user.email, user.app.code()).status_code == 200
+        rotated = start_server(MFA_ENCRYPTION_KEY=new)
+        assert login_with(Api(rotated.url), user.email, user.app.code()).status_code == 200
+        rotated.stop()
         # Without the key that sealed them, the secrets are named, not lost silently.
         lost = cli("mfa-reseal", env={"MFA_ENCRYPTION_KEY": Fernet.generate_key().decode()})
         assert lost.returncode == 1 and "no configured key opens" in lost.stderr

@@ -30,8 +30,8 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="module")
-def server(start_server: StartServer, smtp: SmtpServer) -> LiveServer:
-    return start_server(
+def server(start_server: StartServer, smtp: SmtpServer) -> Iterator[LiveServer]:
+    server = start_server(
         workers=2,
         MFA_ISSUER="Tasks test",
         SMTP_HOST="127.0.0.1",
@@ -40,6 +40,9 @@ def server(start_server: StartServer, smtp: SmtpServer) -> LiveServer:
         PASSWORD_RESET_RATE_LIMIT="1000/hour",
         MFA_RATE_LIMIT="1000/15minutes",
     )
+    yield server
+    # Now rather than at the session's end: its PostgreSQL connections are shared.
+    server.stop()
 
 
 @pytest.fixture
@@ -250,8 +253,22 @@ def test_deleting_the_account_needs_a_code_when_the_factor_is_on(api: Api) -> No
     assert api.post("/login", json={"email": user.email, "password": PASSWORD}).status_code == 200
 
 
-def test_turning_the_factor_off_needs_the_password_and_a_code(api: Api) -> None:
+def _stored_recovery_codes(database_url: str, user_id: int) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            count: int = connection.execute(
+                text("SELECT count(*) FROM recovery_codes WHERE user_id = :id"), {"id": user_id}
+            ).scalar_one()
+            return count
+    finally:
+        engine.dispose()
+
+
+def test_turning_the_factor_off_needs_the_password_and_a_code(api: Api, database_url: str) -> None:
     user = enrolled(api)
+    user_id = api.get("/me", headers=user.tokens.headers).json()["id"]
+    assert _stored_recovery_codes(database_url, user_id) == 10
     headers = user.tokens.headers
     code = user.app.code()
     refused = [
@@ -267,6 +284,7 @@ def test_turning_the_factor_off_needs_the_password_and_a_code(api: Api) -> None:
     )
     assert off.status_code == 200, off.text
     assert api.get("/me", headers=headers).json()["mfa_enabled"] is False
+    assert _stored_recovery_codes(database_url, user_id) == 0
     assert api.post("/login", json={"email": user.email, "password": PASSWORD}).status_code == 200
     again = api.request(
         "DELETE",

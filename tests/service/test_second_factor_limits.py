@@ -5,6 +5,7 @@ count alike. And an mfa_token lives MFA_TOKEN_TTL_SECONDS."""
 import http.client
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,13 +21,16 @@ METRICS_TOKEN = "metrics-token-for-the-second-factor"
 
 
 @pytest.fixture(scope="module")
-def limited(start_server: StartServer) -> LiveServer:
-    return start_server(
+def limited(start_server: StartServer) -> Iterator[LiveServer]:
+    server = start_server(
         workers=2,
         MFA_RATE_LIMIT=f"{MFA_LIMIT}/15minutes",
         MFA_TOKEN_TTL_SECONDS=str(TOKEN_TTL),
         METRICS_TOKEN=METRICS_TOKEN,
     )
+    yield server
+    # Now rather than at the session's end: its PostgreSQL connections are shared.
+    server.stop()
 
 
 def _post_from(server: LiveServer, ip: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
