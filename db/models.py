@@ -84,3 +84,40 @@ class Task(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Raised by every write: the ETag, and what a conditional write compares (If-Match).
     version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+
+
+class SecondFactor(Base):
+    """An account's TOTP second factor: pending from enrolment until a code confirms it,
+    then on. Secrets are sealed (sessions.totp.SecretBox), never stored in the clear."""
+
+    __tablename__ = "second_factors"
+    __table_args__ = (
+        # On exactly when a confirmed secret is there.
+        CheckConstraint(
+            "(secret_sealed IS NULL) = (enabled_at IS NULL)", name="ck_second_factors_enabled"
+        ),
+    )
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The confirmed secret, sealed; NULL while the factor is off.
+    secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A secret enrolled but not confirmed yet, sealed.
+    pending_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The last TOTP time step accepted: a code of this step or an earlier one is refused.
+    last_time_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RecoveryCode(Base):
+    """One recovery code of an account, stored as its HMAC (sessions.totp); used once."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (UniqueConstraint("user_id", "code_hash", name="uq_recovery_codes_user_hash"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.emails import canonical_email
-from db.models import Task, User
+from db.models import RecoveryCode, SecondFactor, Task, User
 
 # Ids are bigint: anything outside can match no row, and must not reach PostgreSQL.
 MAX_ID = 2**63 - 1
@@ -282,3 +283,175 @@ def delete_task(
     if versions is not None:
         params["versions"] = list(versions)
     return db.execute(_delete_task(versions is not None), params).first() is not None
+
+
+# ---------------------------------------------------------------- the second factor
+
+_SECOND_FACTOR = select(SecondFactor).where(SecondFactor.user_id == bindparam("user_id"))
+_FACTOR_ENABLED = select(SecondFactor.enabled_at).where(
+    SecondFactor.user_id == bindparam("user_id"), SecondFactor.secret_sealed.is_not(None)
+)
+# The compare-and-set that makes a TOTP code single-use: only a later step than the last
+# accepted one moves it, so of two logins with one code, one matches a row.
+_USE_TIME_STEP = (
+    update(SecondFactor)
+    .where(
+        SecondFactor.user_id == bindparam("account"),
+        SecondFactor.secret_sealed.is_not(None),
+        or_(
+            SecondFactor.last_time_step.is_(None),
+            SecondFactor.last_time_step < bindparam("step"),
+        ),
+    )
+    .values(last_time_step=bindparam("step"))
+    .returning(SecondFactor.user_id)
+    .execution_options(synchronize_session=False)
+)
+_ENABLE = (
+    update(SecondFactor)
+    .where(
+        SecondFactor.user_id == bindparam("account"),
+        SecondFactor.secret_sealed.is_(None),
+        SecondFactor.pending_sealed == bindparam("pending"),
+    )
+    .values(
+        secret_sealed=SecondFactor.pending_sealed,
+        pending_sealed=None,
+        enabled_at=func.now(),
+        last_time_step=bindparam("step"),
+    )
+    .returning(SecondFactor.user_id)
+    .execution_options(synchronize_session=False)
+)
+_USE_RECOVERY_CODE = (
+    update(RecoveryCode)
+    .where(
+        RecoveryCode.user_id == bindparam("account"),
+        RecoveryCode.code_hash == bindparam("hash"),
+        RecoveryCode.used_at.is_(None),
+    )
+    .values(used_at=func.now())
+    .returning(RecoveryCode.id)
+    .execution_options(synchronize_session=False)
+)
+_UNUSED_RECOVERY_CODES = select(func.count()).where(
+    RecoveryCode.user_id == bindparam("user_id"), RecoveryCode.used_at.is_(None)
+)
+_DELETE_RECOVERY_CODES = (
+    delete(RecoveryCode)
+    .where(RecoveryCode.user_id == bindparam("user_id"))
+    .execution_options(synchronize_session=False)
+)
+_DELETE_SECOND_FACTOR = (
+    delete(SecondFactor)
+    .where(SecondFactor.user_id == bindparam("user_id"))
+    .returning(SecondFactor.enabled_at)
+    .execution_options(synchronize_session=False)
+)
+_RESEAL = (
+    update(SecondFactor)
+    .where(
+        SecondFactor.user_id == bindparam("account"),
+        SecondFactor.secret_sealed.is_not_distinct_from(bindparam("old_secret")),
+        SecondFactor.pending_sealed.is_not_distinct_from(bindparam("old_pending")),
+    )
+    .values(secret_sealed=bindparam("new_secret"), pending_sealed=bindparam("new_pending"))
+    .returning(SecondFactor.user_id)
+    .execution_options(synchronize_session=False)
+)
+
+
+def get_second_factor(db: Session, *, user_id: int) -> SecondFactor | None:
+    return db.scalars(_SECOND_FACTOR, {"user_id": user_id}).first()
+
+
+def second_factor_enabled(db: Session, *, user_id: int) -> bool:
+    return db.execute(_FACTOR_ENABLED, {"user_id": user_id}).first() is not None
+
+
+def set_pending_second_factor(db: Session, *, user_id: int, pending_sealed: str) -> None:
+    """A new enrolment: its sealed secret waits for a code; an earlier pending one is
+    replaced, a confirmed one stays (the service enrols only while the factor is off)."""
+    statement = pg_insert(SecondFactor).values(user_id=user_id, pending_sealed=pending_sealed)
+    db.execute(
+        statement.on_conflict_do_update(
+            index_elements=[SecondFactor.user_id],
+            set_={"pending_sealed": statement.excluded.pending_sealed},
+        )
+    )
+
+
+def enable_second_factor(
+    db: Session, *, user_id: int, pending_sealed: str, time_step: int, code_hashes: Sequence[str]
+) -> bool:
+    """Turn on the pending secret `pending_sealed` (the one a code was checked against),
+    with `time_step` as the last one used, and the recovery codes `code_hashes` in place of
+    any. False when that secret is no longer the pending one. In one transaction."""
+    row = db.execute(
+        _ENABLE, {"account": user_id, "pending": pending_sealed, "step": time_step}
+    ).first()
+    if row is None:
+        return False
+    replace_recovery_codes(db, user_id=user_id, code_hashes=code_hashes)
+    return True
+
+
+def use_time_step(db: Session, *, user_id: int, time_step: int) -> bool:
+    """Accept a TOTP code of `time_step`: True only if it is later than the last one
+    accepted, which it becomes."""
+    params = {"account": user_id, "step": time_step}
+    return db.execute(_USE_TIME_STEP, params).first() is not None
+
+
+def use_recovery_code(db: Session, *, user_id: int, code_hash: str) -> bool:
+    """Spend the unused recovery code with this hash; False when there is none."""
+    params = {"account": user_id, "hash": code_hash}
+    return db.execute(_USE_RECOVERY_CODE, params).first() is not None
+
+
+def unused_recovery_codes(db: Session, *, user_id: int) -> int:
+    return int(db.execute(_UNUSED_RECOVERY_CODES, {"user_id": user_id}).scalar_one())
+
+
+def replace_recovery_codes(db: Session, *, user_id: int, code_hashes: Sequence[str]) -> None:
+    """Every recovery code of the account replaced by these. In one transaction."""
+    db.execute(_DELETE_RECOVERY_CODES, {"user_id": user_id})
+    db.execute(insert(RecoveryCode), [{"user_id": user_id, "code_hash": h} for h in code_hashes])
+
+
+def delete_second_factor(db: Session, *, user_id: int) -> bool:
+    """The factor off and its recovery codes gone; True when it was on. In one
+    transaction."""
+    db.execute(_DELETE_RECOVERY_CODES, {"user_id": user_id})
+    row = db.execute(_DELETE_SECOND_FACTOR, {"user_id": user_id}).first()
+    return row is not None and row[0] is not None
+
+
+def second_factors_page(db: Session, *, after: int, limit: int) -> list[SecondFactor]:
+    """Rows in user id order, from the first after `after` (a key rotation's batches)."""
+    statement = (
+        select(SecondFactor)
+        .where(SecondFactor.user_id > after)
+        .order_by(SecondFactor.user_id)
+        .limit(limit)
+    )
+    return list(db.scalars(statement))
+
+
+def reseal_second_factor(
+    db: Session,
+    *,
+    user_id: int,
+    old: tuple[str | None, str | None],
+    new: tuple[str | None, str | None],
+) -> bool:
+    """Store the secrets sealed again, if they are still `old` (secret, pending); False
+    when a request changed them in between (they are sealed under the new key anyway)."""
+    params = {
+        "account": user_id,
+        "old_secret": old[0],
+        "old_pending": old[1],
+        "new_secret": new[0],
+        "new_pending": new[1],
+    }
+    return db.execute(_RESEAL, params).first() is not None

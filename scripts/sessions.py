@@ -6,6 +6,10 @@ the service's environment is set, e.g. `docker compose exec api python -m script
                                  (ids made before 2026-11-27 may start with "-": put
                                  `--` before them, `kill -- -AbC...`)
   kill --user EMAIL              revoke every session of one user
+  mfa-reset --user EMAIL         turn the user's second factor off (secret and recovery
+                                 codes gone) and revoke every session of that user
+  mfa-reseal                     seal every TOTP secret again with the first key of
+                                 MFA_ENCRYPTION_KEY (after a new key was put first)
 """
 
 import argparse
@@ -25,13 +29,19 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from db import repositories as repo
 from db.engine import Database, make_engine
 from scripts.startup import describe, postgresql_address, redis_address
-from service.audit import sessions_revoked
+from service.audit import audit, sessions_revoked
 from service.config import Settings, settings_problems
 from service.logging import configure_logging
 from sessions import redis_client
 from sessions.store import NotReplicated, SessionInfo, SessionStore
+from sessions.totp import SecretBox, SecretUnreadable
 
-COLUMNS = ("id", "user_id", "email", "created_at", "last_seen_at", "expires_at", "ip", "user_agent")
+COLUMNS = (
+    "id", "user_id", "email", "auth_methods", "created_at", "last_seen_at", "expires_at", "ip",
+    "user_agent",
+)  # fmt: skip
+# Rows sealed again per transaction by mfa-reseal.
+RESEAL_BATCH = 500
 
 
 class CliError(Exception):
@@ -40,6 +50,7 @@ class CliError(Exception):
 
 class Admin:
     def __init__(self, settings: Settings) -> None:
+        self.box = SecretBox(settings.mfa_keys)
         self.database = Database(make_engine(settings.database_url, pool_size=1))
         self.redis = redis_client.connect(
             settings.redis_url, max_connections=4, socket_timeout=settings.redis_socket_timeout
@@ -86,6 +97,48 @@ class Admin:
         sessions_revoked("admin_kill", user_id=user_id, count=revoked)
         return revoked
 
+    def mfa_reset(self, email: str) -> tuple[bool, int]:
+        """The user's second factor off (secret and recovery codes gone), then every
+        session revoked: whoever holds one may be who made the owner ask. Whether it was
+        on, and how many sessions ended."""
+        user_id = self.user_id(email)
+        with self.database.transaction() as db:
+            was_on = repo.delete_second_factor(db, user_id=user_id)
+        audit.warning("mfa_reset", user_id=user_id, was_on=was_on)
+        revoked = self.store.revoke_all(user_id=user_id)
+        sessions_revoked("mfa_reset", user_id=user_id, count=revoked)
+        return was_on, revoked
+
+    def mfa_reseal(self) -> tuple[int, list[int]]:
+        """Every sealed secret sealed again with the first key; how many rows were, and
+        the users whose secret no configured key opens."""
+        resealed, unreadable, after = 0, [], 0
+        while True:
+            with self.database.session() as db:
+                rows = repo.second_factors_page(db, after=after, limit=RESEAL_BATCH)
+            if not rows:
+                break
+            for row in rows:
+                after = row.user_id
+                try:
+                    new = tuple(
+                        None if sealed is None else self.box.reseal(sealed)
+                        for sealed in (row.secret_sealed, row.pending_sealed)
+                    )
+                except SecretUnreadable:
+                    unreadable.append(row.user_id)
+                    continue
+                with self.database.session() as db:
+                    # A row a request changed meanwhile was sealed with the first key.
+                    resealed += repo.reseal_second_factor(
+                        db,
+                        user_id=row.user_id,
+                        old=(row.secret_sealed, row.pending_sealed),
+                        new=(new[0], new[1]),
+                    )
+        audit.info("mfa_resealed", count=resealed, unreadable=len(unreadable))
+        return resealed, unreadable
+
     def close(self) -> None:
         self.database.dispose()
         self.redis.close()
@@ -100,6 +153,7 @@ def _row(info: SessionInfo, email: str) -> dict[str, Any]:
         "id": info.id,
         "user_id": info.user_id,
         "email": email,
+        "auth_methods": " ".join(info.auth_methods),
         "created_at": _iso(info.created_at),
         "last_seen_at": _iso(info.last_seen_at),
         "expires_at": _iso(info.expires_at),
@@ -149,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
         "session_ids", nargs="*", metavar="SESSION_ID", help="ids as `list` shows them"
     )
     kill_parser.add_argument("--user", metavar="EMAIL", help="revoke all of this user's sessions")
+    reset_parser = commands.add_parser(
+        "mfa-reset", help="turn a user's second factor off and revoke every session of theirs"
+    )
+    reset_parser.add_argument("--user", metavar="EMAIL", required=True, help="the account")
+    commands.add_parser(
+        "mfa-reseal", help="seal every TOTP secret again with the first MFA_ENCRYPTION_KEY"
+    )
     return parser
 
 
@@ -193,6 +254,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(admin: Admin, args: argparse.Namespace) -> int:
+    if args.command == "mfa-reset":
+        was_on, revoked = admin.mfa_reset(args.user)
+        state = "turned off" if was_on else "was not on"
+        print(f"second factor of {args.user} {state}; revoked {revoked} session(s)")
+        return 0
+    if args.command == "mfa-reseal":
+        resealed, unreadable = admin.mfa_reseal()
+        print(f"sealed {resealed} secret(s) again with the first key")
+        if unreadable:
+            ids = " ".join(str(user_id) for user_id in unreadable)
+            print(f"error: no configured key opens the secret of user(s) {ids}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "list":
         rows = admin.sessions(args.user)
         print(json.dumps(rows, indent=2) if args.json else format_table(rows))

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 
 from db.settings import DatabaseSettings
 from sessions import redis_client
+from sessions.totp import derived_key, valid_key
 
 EXAMPLE_JWT_SECRET = "change-me-to-a-long-random-secret-of-32-bytes-or-more"  # noqa: S105 (the value refused in production)
 MIN_JWT_SECRET_BYTES = 32
@@ -55,6 +56,15 @@ class Settings(DatabaseSettings):
     # A login beyond this ends the user's least recently used session.
     max_sessions_per_user: int = Field(default=10, ge=1, le=1000)
     password_reset_rate_limit: str = "5/hour"  # noqa: S105 (a rate, not a password)
+    # Second-factor codes checked per account, from every client together.
+    mfa_rate_limit: str = "10/15minutes"
+    # Comma-separated Fernet keys sealing TOTP secrets: the first seals, every one opens
+    # (rotation). Required in production; elsewhere derived from JWT_SECRET when unset.
+    mfa_encryption_key: SecretStr | None = None
+    # The issuer an authenticator app shows next to the account.
+    mfa_issuer: str = Field(default="Tasks service", min_length=1, max_length=100)
+    # How long the mfa_token of a login waiting for its code lives.
+    mfa_token_ttl_seconds: int = Field(default=300, ge=1, le=3600)
     password_reset_ttl_seconds: int = Field(default=1800, ge=1, le=7 * 86_400)
     # Where the reset mail's link points, e.g. https://app.example.com/reset?token={token}
     password_reset_url: str = ""
@@ -128,6 +138,7 @@ class Settings(DatabaseSettings):
         "login_account_rate_limit",
         "login_device_rate_limit",
         "password_reset_rate_limit",
+        "mfa_rate_limit",
     )
     @classmethod
     def parsable_rate_limit(cls, value: str) -> str:
@@ -201,6 +212,43 @@ class Settings(DatabaseSettings):
                 raise ValueError("JWT_SECRET is the example value; set a random secret")
             if len(self.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
                 raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        return self
+
+    @field_validator("mfa_encryption_key", mode="before")
+    @classmethod
+    def empty_is_unset(cls, value: object) -> object:
+        # An empty variable (a secret left blank) means no key: derived, or refused in
+        # production.
+        return None if value == "" else value
+
+    @field_validator("mfa_encryption_key")
+    @classmethod
+    def fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = _items(value.get_secret_value())
+        if not keys or not all(valid_key(key) for key in keys):
+            # Never quotes a key.
+            raise ValueError(
+                "MFA_ENCRYPTION_KEY is a comma-separated list of Fernet keys (32 random bytes "
+                "in URL-safe base64 each; see docs/operations.md, 'Second factor')"
+            )
+        return value
+
+    @property
+    def mfa_keys(self) -> list[str]:
+        """The keys that seal TOTP secrets, the sealing one first. Without
+        MFA_ENCRYPTION_KEY (development, test): one derived from JWT_SECRET."""
+        if self.mfa_encryption_key is not None:
+            return _items(self.mfa_encryption_key.get_secret_value())
+        return [derived_key(self.jwt_secret.get_secret_value())]
+
+    @model_validator(mode="after")
+    def sealing_key_in_production(self) -> "Settings":
+        if self.app_env == "production" and self.mfa_encryption_key is None:
+            raise ValueError(
+                "MFA_ENCRYPTION_KEY must be set in production (it seals the TOTP secrets)"
+            )
         return self
 
 

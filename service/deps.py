@@ -16,6 +16,7 @@ from service.edge.admission import RequestAttempts
 from service.edge.call import ApiRequest, runtime_of
 from service.services.accounts import AccountService
 from service.services.passwords import PasswordService
+from service.services.second_factor import SecondFactorService
 from service.services.sessions import SessionService
 from service.services.tasks import TaskService
 
@@ -34,6 +35,10 @@ async def _sessions(request: Request) -> SessionService:
     return runtime_of(request).session_service
 
 
+async def _second_factor(request: Request) -> SecondFactorService:
+    return runtime_of(request).second_factor
+
+
 async def _tasks(request: Request) -> TaskService:
     return runtime_of(request).tasks
 
@@ -46,5 +51,6 @@ Accounts = Annotated[AccountService, Depends(_accounts)]
 Passwords = Annotated[PasswordService, Depends(_passwords)]
 OwnSessions = Annotated[SessionService, Depends(_sessions)]
 Tasks = Annotated[TaskService, Depends(_tasks)]
+SecondFactor = Annotated[SecondFactorService, Depends(_second_factor)]
 # The request's attempts against an account, counted before they are made.
 Attempts = Annotated[RequestAttempts, Depends(_attempts)]

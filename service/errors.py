@@ -7,6 +7,8 @@ class DomainError(Exception):
     status_code: ClassVar[int] = 400
     detail: ClassVar[str] = "Bad request"
     headers: ClassVar[dict[str, str]] = {}
+    # Fields the error's body carries besides `detail`.
+    fields: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(detail or self.detail)
@@ -78,3 +80,47 @@ class PasswordRefused(Exception):
     def errors(self) -> list[dict[str, Any]]:
         message = f"Password {self.problem}"
         return [{"loc": ["body", self.field], "msg": message, "type": "password_policy"}]
+
+
+class SecondFactorRequired(DomainError):
+    """The password was right; the account's second factor is still to come (403, with
+    what the client needs for it: no session exists yet)."""
+
+    status_code = 403
+    detail = "A second factor is required: send a code to /login/mfa with the mfa_token"
+
+    def __init__(self, *, mfa_token: str, expires_in: int) -> None:
+        super().__init__()
+        self.fields = {  # type: ignore[misc]
+            "code": "mfa_required",
+            "mfa_token": mfa_token,
+            "methods": ["totp", "recovery_code"],
+            "expires_in": expires_in,
+        }
+
+
+class InvalidSecondFactor(DomainError):
+    """POST /login/mfa: one answer for a wrong code and a spent, expired or unknown token."""
+
+    status_code = 401
+    detail = "Invalid code, or the mfa_token is spent or expired: log in again"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class WrongCode(DomainError):
+    """A second-factor code missing or wrong on a route that needs one (nothing changes)."""
+
+    status_code = 403
+    detail = "A valid second-factor code (TOTP or recovery code) is required"
+
+
+class InvalidEnrolmentCode(DomainError):
+    status_code = 400
+    detail = "The code does not match the secret being enrolled"
+
+
+class SecondFactorState(DomainError):
+    """The factor is not in the state the request needs (on, off, pending)."""
+
+    status_code = 409
+    detail = "The second factor is not in a state that allows this"

@@ -79,6 +79,11 @@ RATE_LIMIT_REJECTIONS = Counter(
     "rate_limit_rejections", "Requests refused with 429, by the limit's scope", ["limit"]
 )
 LOGIN_ATTEMPTS = Counter("login_attempts", "POST /login, by outcome", ["outcome"])
+MFA_ATTEMPTS = Counter(
+    "mfa_attempts",
+    "Second-factor codes checked (login, enrolment, account routes), by method and outcome",
+    ["method", "outcome"],
+)
 DEPENDENCY_ERRORS = Counter(
     "dependency_errors", "Failed calls to Redis or PostgreSQL", ["dependency"]
 )

@@ -14,16 +14,20 @@ from service.health import Dependency, Readiness
 from service.limits.policy import RateLimits
 from service.mail import Mailer, Outbox, SmtpSettings
 from service.services.accounts import AccountService
+from service.services.factors import SecondFactors
 from service.services.passwords import PasswordService
+from service.services.second_factor import SecondFactorService
 from service.services.sessions import SessionService
 from service.services.tasks import TaskService
 from sessions import redis_client
 from sessions.devices import DeviceTokens
 from sessions.known_clients import KnownClients
+from sessions.mfa_tokens import MfaTokens
 from sessions.passwords import PasswordHasher
 from sessions.resets import ResetTokens
 from sessions.store import SessionStore
 from sessions.tokens import TokenCodec
+from sessions.totp import SecretBox
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Runtime:
     accounts: AccountService
     session_service: SessionService
     password_service: PasswordService
+    second_factor: SecondFactorService
     tasks: TaskService
     redis_circuit: Circuit
     database_circuit: Circuit
@@ -81,6 +86,14 @@ class Runtime:
         )
         passwords = PasswordHasher(concurrency=settings.password_hash_concurrency)
         pools = Pools.build(requests=settings.thread_pool_size, passwords=settings.password_threads)
+        factors = SecondFactors(
+            database=database,
+            box=SecretBox(settings.mfa_keys),
+            tokens=MfaTokens(
+                client, ttl_seconds=settings.mfa_token_ttl_seconds, guard=redis_breaker.guard
+            ),
+            issuer=settings.mfa_issuer,
+        )
         accounts = AccountService(
             database=database,
             sessions=sessions,
@@ -93,6 +106,7 @@ class Runtime:
             known_clients=KnownClients(
                 client, ttl_seconds=settings.device_token_ttl_seconds, guard=redis_breaker.guard
             ),
+            factors=factors,
         )
         limits = RateLimits(
             client=client,
@@ -105,6 +119,7 @@ class Runtime:
             login_account=settings.login_account_rate_limit,
             login_device=settings.login_device_rate_limit,
             password_reset=settings.password_reset_rate_limit,
+            mfa=settings.mfa_rate_limit,
         )
         outbox = Outbox()
 
@@ -143,6 +158,7 @@ class Runtime:
                 outbox=outbox,
                 reset_url=settings.password_reset_url,
             ),
+            second_factor=SecondFactorService(accounts=accounts, factors=factors),
             tasks=TaskService(database=database),
             redis_circuit=redis_breaker,
             database_circuit=database_breaker,

@@ -17,6 +17,9 @@ Redis Cluster slot:
   (no hash tag: it is written and deleted apart from the user's other keys).
 - `known-clients:{u:<uid>}`   sorted set of the client addresses the account signed in
   from, scored by the last time (sessions.known_clients).
+- `mfa-token:{u:<uid>}:<hash>` hash: a login waiting for its second factor (the password
+  was right): the credentials version it checked, the client's device, wrong codes so
+  far (sessions.mfa_tokens). Keyed by the SHA-256 of the token, never the token.
 """
 
 SESSION_KEY_PATTERN = "session:*"
@@ -52,3 +55,7 @@ def owner_key(session_id: str) -> str:
 
 def known_clients_key(user_id: int) -> str:
     return f"known-clients:{user_tag(user_id)}"
+
+
+def mfa_token_key(user_id: int, token_hash: str) -> str:
+    return f"mfa-token:{user_tag(user_id)}:{token_hash}"

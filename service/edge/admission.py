@@ -27,7 +27,7 @@ from starlette.requests import Request
 from service.edge.call import Call, Principal
 from service.errors import NotAuthenticated
 from service.limits.policy import RateLimits
-from service.services.attempts import MailRequest, PasswordGuess
+from service.services.attempts import CodeGuess, MailRequest, PasswordAndCode, PasswordGuess
 from sessions.store import SessionStore
 from sessions.tokens import InvalidTokenError, TokenCodec
 
@@ -102,6 +102,12 @@ class RequestAttempts:
 
     def reset_mail(self, mail: MailRequest, send: Callable[[], T]) -> T:
         return self._spend("reset_mail", mail, send)
+
+    def code_guess(self, guess: CodeGuess, check: Callable[[], T]) -> T:
+        return self._spend("code_guess", guess, check)
+
+    def password_and_code(self, guess: PasswordAndCode, check: Callable[[], T]) -> T:
+        return self._spend("password_and_code", guess, check)
 
     def _spend(self, limits: str, attempt: object, work: Callable[[], T]) -> T:
         Call.of(self._request).attempt = attempt

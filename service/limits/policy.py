@@ -20,6 +20,12 @@ once), budget first:
   the account's counters are keyed by its credentials version, so a password reset
   starts them afresh.
 - `reset_mail`: `PASSWORD_RESET_RATE_LIMIT` per client IP and per address.
+- `code_guess`: a second-factor code checked against an account (the login's second step,
+  confirming an enrolment): `MFA_RATE_LIMIT` per account, from every client together.
+- `password_and_code`: a password and, when the account has the second factor on, a code,
+  checked by one request (a password change, an account deletion, turning the factor off,
+  new recovery codes): the rules of `password_guess` and of `code_guess` in one check,
+  since a request gets one.
 
 The first three are spent when the request is admitted (service.edge.admission). The
 others are keyed by what a service finds (the account, its device), so the service spends
@@ -41,7 +47,7 @@ from service import metrics
 from service.errors import RateLimited
 from service.limits.storage import SCHEME, Hit, recording
 from service.logging import get_logger
-from service.services.attempts import MailRequest, PasswordGuess
+from service.services.attempts import CodeGuess, MailRequest, PasswordAndCode, PasswordGuess
 
 T = TypeVar("T")
 log = get_logger("service")
@@ -120,8 +126,15 @@ def _session(subject: Subject) -> str:
 
 
 def _guess(subject: Subject) -> PasswordGuess:
-    guess: PasswordGuess = subject.attempt
+    attempt = subject.attempt
+    guess: PasswordGuess = attempt.password if isinstance(attempt, PasswordAndCode) else attempt
     return guess
+
+
+def _code(subject: Subject) -> CodeGuess:
+    attempt = subject.attempt
+    code: CodeGuess = attempt.code if isinstance(attempt, PasswordAndCode) else attempt
+    return code
 
 
 def _mail(subject: Subject) -> MailRequest:
@@ -143,6 +156,7 @@ class RateLimits:
         login_account: str,
         login_device: str,
         password_reset: str,
+        mfa: str,
     ) -> None:
         self._subject_of = subject_of
         self.limiter = Limiter(
@@ -156,29 +170,37 @@ class RateLimits:
         reset = parse(password_reset)
         reset_refusal = RESET_REFUSAL.format(rate=reset)
         budget_rule = Rule("budget", parse(budget), _caller)
+        password_rules = (
+            Rule("login", parse(login), lambda s: f"{_client(s)}:{_guess(s).email}"),
+            Rule(
+                "login-account",
+                parse(login_account),
+                lambda s: f"account:{_guess(s).account}",
+                exempt=lambda s: _guess(s).trusted,
+            ),
+            Rule(
+                "login-device",
+                parse(login_device),
+                lambda s: f"device:{_guess(s).account}:{_guess(s).device}",
+                exempt=lambda s: _guess(s).device is None or _guess(s).known_client,
+            ),
+        )
+        # Not keyed by the credentials version: a password reset leaves the factor on, and
+        # whoever guesses codes with it.
+        code_rule = Rule(
+            "mfa",
+            parse(mfa),
+            lambda s: f"account:{_code(s).account}",
+            exempt=lambda s: _code(s).account is None,
+        )
         sets = [
             LimitSet("request", (budget_rule,)),
             LimitSet("registration", (budget_rule, Rule("register", parse(register), _client))),
             LimitSet("revocation", (Rule("revoke", parse(revoke), _session),)),
+            LimitSet("password_guess", (budget_rule, *password_rules), by_service=True),
+            LimitSet("code_guess", (budget_rule, code_rule), by_service=True),
             LimitSet(
-                "password_guess",
-                (
-                    budget_rule,
-                    Rule("login", parse(login), lambda s: f"{_client(s)}:{_guess(s).email}"),
-                    Rule(
-                        "login-account",
-                        parse(login_account),
-                        lambda s: f"account:{_guess(s).account}",
-                        exempt=lambda s: _guess(s).trusted,
-                    ),
-                    Rule(
-                        "login-device",
-                        parse(login_device),
-                        lambda s: f"device:{_guess(s).account}:{_guess(s).device}",
-                        exempt=lambda s: _guess(s).device is None or _guess(s).known_client,
-                    ),
-                ),
-                by_service=True,
+                "password_and_code", (budget_rule, *password_rules, code_rule), by_service=True
             ),
             LimitSet(
                 "reset_mail",

@@ -9,10 +9,10 @@ from service.responses import NO_STORE, json_response
 from service.schemas.auth import (
     AccountDeleted,
     AccountDeletion,
+    AccountRead,
     Message,
     PasswordChange,
     PasswordChanged,
-    UserRead,
 )
 from service.schemas.common import error_responses
 from service.schemas.sessions import RevokedCount
@@ -20,9 +20,9 @@ from service.schemas.sessions import RevokedCount
 router = APIRouter(tags=["account"], route_class=EdgeRoute)
 
 
-@router.get("/me", response_model=UserRead, responses=error_responses(401, 404, 429, 503))
+@router.get("/me", response_model=AccountRead, responses=error_responses(401, 404, 429, 503))
 def read_me(caller: Caller, accounts: Accounts) -> Response:
-    """The caller's account."""
+    """The caller's account, and whether its second factor is on."""
     return json_response(accounts.me(user_id=caller.user_id), headers=NO_STORE)
 
 
@@ -31,20 +31,22 @@ def read_me(caller: Caller, accounts: Accounts) -> Response:
     response_model=PasswordChanged,
     responses=error_responses(401, 403, 413, 415, 422, 429, 503),
 )
-@declare(hashes_passwords=True, limits="password_guess")
+@declare(hashes_passwords=True, limits="password_and_code")
 def change_password(
     body: PasswordChange, caller: Caller, passwords: Passwords, attempts: Attempts
 ) -> Response:
     """Change the password, after checking the current one (403 when wrong, and nothing
     changes). Every other session of the account ends; this one stays live; reset links
     already mailed stop working. The check counts against the login limits like a login
-    from a client the account does not know."""
+    from a client the account does not know. With the second factor on, `code` is
+    needed too (403 without it or when wrong), counted against `MFA_RATE_LIMIT`."""
     result = passwords.change(
         user_id=caller.user_id,
         session_id=caller.session_id,
         current_password=body.current_password,
         new_password=body.new_password,
         attempts=attempts,
+        code=body.code,
     )
     return json_response(result)
 
@@ -54,13 +56,16 @@ def change_password(
     response_model=AccountDeleted,
     responses=error_responses(401, 403, 413, 415, 422, 429, 503),
 )
-@declare(hashes_passwords=True, limits="password_guess")
+@declare(hashes_passwords=True, limits="password_and_code")
 def delete_me(
     body: AccountDeletion, caller: Caller, accounts: Accounts, attempts: Attempts
 ) -> Response:
     """Delete the caller's account, its tasks and every session, after checking the
-    password (403 when wrong, and nothing changes). The email can register again."""
-    deleted = accounts.delete(user_id=caller.user_id, password=body.password, attempts=attempts)
+    password (403 when wrong, and nothing changes); with the second factor on, a code too
+    (403 without it or when wrong). The email can register again."""
+    deleted = accounts.delete(
+        user_id=caller.user_id, password=body.password, attempts=attempts, code=body.code
+    )
     return json_response(deleted)
 
 

@@ -18,6 +18,7 @@ from service.schemas.auth import (
     UserRead,
 )
 from service.schemas.common import error_responses
+from service.schemas.mfa import MfaRequired
 
 # The same for every address, known or not.
 RESET_REQUESTED = "If an account exists for this email, a reset message is on its way"
@@ -42,7 +43,14 @@ def register(body: Registration, request: ApiRequest, accounts: Accounts) -> Res
 @router.post(
     "/login",
     response_model=LoginTokens,
-    responses=error_responses(401, 413, 415, 422, 429, 503),
+    responses={
+        **error_responses(401, 413, 415, 422, 429, 503),
+        403: {
+            "model": MfaRequired,
+            "description": "The password is right and the account has a second factor: no "
+            "session yet; send a code with the mfa_token to /login/mfa",
+        },
+    },
 )
 @declare(public=True, hashes_passwords=True, limits="password_guess")
 def login(
@@ -57,7 +65,9 @@ def login(
     address that signed in to the account before is not counted, so guesses from
     elsewhere never lock its owner out. A forged, expired or other account's device token
     is ignored. Past `MAX_SESSIONS_PER_USER` live sessions, the least recently used one
-    ends."""
+    ends. For an account with the second factor on, the right password answers 403
+    `mfa_required` with an `mfa_token` instead, and no session: POST /login/mfa with a
+    code completes the login (a device token never skips it)."""
     tokens = accounts.login(
         email=str(body.email),
         password=body.password,

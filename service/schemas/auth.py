@@ -63,6 +63,18 @@ Password = Annotated[
     NO_NUL,
 ]
 
+# A second-factor code: a TOTP code (6 digits) or a recovery code (`xxxxx-xxxxx`).
+SecondFactorCode = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="A code of the authenticator app (6 digits) or an unused recovery code "
+        "(`xxxxx-xxxxx`; case, blanks and the dash do not matter)",
+    ),
+    NO_NUL,
+]
+
 
 def _within_policy(password: str) -> str:
     if problem := password_problem(password):
@@ -144,6 +156,20 @@ class UserRead(ResponseBody):
     created_at: datetime
 
 
+class AccountRead(UserRead):
+    """The caller's account, and whether its second factor is on."""
+
+    model_config = examples(
+        {
+            "id": 42,
+            "email": "ada@example.com",
+            "created_at": EXAMPLE_CREATED_AT,
+            "mfa_enabled": True,
+        }
+    )
+    mfa_enabled: bool = Field(description="A TOTP second factor is on: logins ask for a code")
+
+
 class TokenPair(ResponseBody):
     """The tokens of one session: send the access token as `Authorization: Bearer ...`;
     trade the refresh token at /refresh for a new pair before the access token expires."""
@@ -197,20 +223,36 @@ class Message(ResponseBody):
 
 
 class PasswordChange(Input):
-    """The current password, to prove it is the owner, and the new one."""
+    """The current password, to prove it is the owner, and the new one; with the second
+    factor on, a code too."""
 
     model_config = examples(
-        {"current_password": "correct horse battery", "new_password": "a better passphrase"}
+        {"current_password": "correct horse battery", "new_password": "a better passphrase"},
+        {
+            "current_password": "correct horse battery",
+            "new_password": "a better passphrase",
+            "code": "123456",
+        },
     )
     current_password: Password
     new_password: NewPassword
+    code: SecondFactorCode | None = Field(
+        default=None, description="Required when the second factor is on (403 without)"
+    )
 
 
 class AccountDeletion(Input):
-    """The account's password, to prove it is the owner."""
+    """The account's password, to prove it is the owner; with the second factor on, a
+    code too."""
 
-    model_config = examples({"password": "correct horse battery"})
+    model_config = examples(
+        {"password": "correct horse battery"},
+        {"password": "correct horse battery", "code": "123456"},
+    )
     password: Password
+    code: SecondFactorCode | None = Field(
+        default=None, description="Required when the second factor is on (403 without)"
+    )
 
 
 class AccountDeleted(ResponseBody):

@@ -225,7 +225,7 @@ class ValidationErrorResponse(ResponseBody):
 ERROR_DESCRIPTIONS = {
     400: "The request cannot be carried out as it stands",
     401: "Missing, invalid or revoked credentials",
-    403: "The password given is not the account's",
+    403: "The password (or the second-factor code) given is not right",
     404: "Not found, or not the caller's",
     409: "Conflict",
     413: "Request body over 1 MiB",

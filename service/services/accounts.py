@@ -17,9 +17,13 @@ from service.errors import (
     InvalidRefreshToken,
     NotFound,
     RateLimited,
+    SecondFactorState,
+    WrongCode,
     WrongPassword,
 )
-from service.services.attempts import Attempts, PasswordGuess
+from service.services.attempts import Attempts, CodeGuess, PasswordAndCode, PasswordGuess
+from service.services.factors import NOT_ON, SecondFactors
+from service.services.factors import limited as factor_limited
 from sessions.devices import DeviceTokens
 from sessions.known_clients import KnownClients
 from sessions.passwords import PasswordHasher
@@ -54,7 +58,9 @@ class AccountService:
         passwords: PasswordHasher,
         devices: DeviceTokens,
         known_clients: KnownClients,
+        factors: SecondFactors,
     ) -> None:
+        self.factors = factors
         self._database = database
         self._sessions = sessions
         self._tokens = tokens
@@ -122,6 +128,10 @@ class AccountService:
         if new_hash is not None:
             with self._database.session() as db:
                 repo.rehash_password(db, user_id=user.id, password_hash=new_hash)
+        if self.factors.enabled(user.id):
+            # No session yet, whatever the device token: the code comes next (/login/mfa).
+            metrics.LOGIN_ATTEMPTS.labels(outcome="mfa_required").inc()
+            raise self.factors.challenge(user, device=device)
         return self.start_session(user, client=client, auth_methods=("password",), device=device)
 
     def start_session(
@@ -190,12 +200,20 @@ class AccountService:
             user = repo.get_user(db, user_id=user_id)
             if user is None:
                 raise NotFound("Account not found")
-            return account_view(user)
+            enabled = repo.second_factor_enabled(db, user_id=user_id)
+            return {**account_view(user), "mfa_enabled": enabled}
 
-    def delete(self, *, user_id: int, password: str, attempts: Attempts) -> dict[str, Any]:
-        """Delete the account and its tasks (one transaction), then end every session."""
-        self.verify_password(
-            user=self.user(user_id), password=password, action="account_delete", attempts=attempts
+    def delete(
+        self, *, user_id: int, password: str, attempts: Attempts, code: str | None = None
+    ) -> dict[str, Any]:
+        """Delete the account and its tasks (one transaction), then end every session.
+        With the second factor on, `code` too."""
+        self.verify_password_and_code(
+            user=self.user(user_id),
+            password=password,
+            code=code,
+            action="account_delete",
+            attempts=attempts,
         )
         with self._database.transaction() as db:
             version = repo.delete_user(db, user_id=user_id)
@@ -210,11 +228,14 @@ class AccountService:
 
     def user(self, user_id: int) -> User:
         """The account; NotFound (404) when it no longer exists."""
-        with self._database.session() as db:
-            user = repo.get_user(db, user_id=user_id)
+        user = self.find_user(user_id)
         if user is None:
             raise NotFound("Account not found")
         return user
+
+    def find_user(self, user_id: int) -> User | None:
+        with self._database.session() as db:
+            return repo.get_user(db, user_id=user_id)
 
     def verify_password(
         self, *, user: User, password: str, action: str, attempts: Attempts
@@ -228,6 +249,48 @@ class AccountService:
         if not matches:
             audit.warning(f"{action}_refused", reason="wrong_password", user_id=user.id)
             raise WrongPassword()
+
+    def verify_password_and_code(
+        self,
+        *,
+        user: User,
+        password: str,
+        code: str | None,
+        action: str,
+        attempts: Attempts,
+        factor_needed: bool = False,
+    ) -> None:
+        """Check the password and, when the account has the second factor on, a code
+        (TOTP or recovery), counted in one check against the login limits and
+        MFA_RATE_LIMIT: WrongPassword or WrongCode (403). A code is not spent when the
+        password is wrong. `factor_needed`: the factor must be on (else 409)."""
+        factor_on = self.factors.enabled(user.id)
+        guess = PasswordAndCode(
+            PasswordGuess(email=user.email_canonical, account=account_key(user)),
+            CodeGuess(str(user.id) if factor_on else None),
+        )
+
+        def check() -> str | None:
+            """What was wrong, if anything."""
+            if not self._passwords.verify(password, user.password_hash)[0]:
+                return "password"
+            if factor_on and self.factors.check(user_id=user.id, code=code, action=action) is None:
+                return "code"
+            return None
+
+        try:
+            wrong = attempts.password_and_code(guess, check)
+        except RateLimited:
+            if factor_on:
+                factor_limited(code)
+            raise
+        if wrong == "password":
+            audit.warning(f"{action}_refused", reason="wrong_password", user_id=user.id)
+            raise WrongPassword()
+        if wrong == "code":
+            raise WrongCode()
+        if factor_needed and not factor_on:
+            raise SecondFactorState(NOT_ON)
 
     def _token_pair(
         self, user_id: int, session_id: str, jti: str, issued_at: int, refresh: RefreshToken

@@ -44,9 +44,31 @@ class MailRequest:
     email: str
 
 
+@dataclass(frozen=True, slots=True)
+class CodeGuess:
+    """A second-factor code (TOTP or recovery) checked against an account."""
+
+    # The account's counter (its id); None when no code of any account is checked (a
+    # malformed or dead mfa_token, or an account without the factor).
+    account: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordAndCode:
+    """A password and, when the account has the second factor on, a code: both checked
+    by one request (a password change, an account deletion, turning the factor off)."""
+
+    password: PasswordGuess
+    code: CodeGuess
+
+
 class Attempts(Protocol):
     """Counts an attempt against the request's limits, then makes it."""
 
     def password_guess(self, guess: PasswordGuess, check: Callable[[], T]) -> T: ...
 
     def reset_mail(self, mail: MailRequest, send: Callable[[], T]) -> T: ...
+
+    def code_guess(self, guess: CodeGuess, check: Callable[[], T]) -> T: ...
+
+    def password_and_code(self, guess: PasswordAndCode, check: Callable[[], T]) -> T: ...

@@ -48,13 +48,18 @@ class PasswordService:
         current_password: str,
         new_password: str,
         attempts: Attempts,
+        code: str | None = None,
     ) -> dict[str, Any]:
         """Set a new password, end every other session of the user (the caller's stays)
-        and spend the reset links already mailed."""
+        and spend the reset links already mailed. With the second factor on, `code` too."""
         user = self._accounts.user(user_id)
         _within_policy(new_password, user.email)
-        self._accounts.verify_password(
-            user=user, password=current_password, action="password_change", attempts=attempts
+        self._accounts.verify_password_and_code(
+            user=user,
+            password=current_password,
+            code=code,
+            action="password_change",
+            attempts=attempts,
         )
         version = self._set_password(user_id, new_password)
         if version is None:

@@ -112,3 +112,39 @@ def test_alembic_reads_the_services_settings_from_dot_env(
     engine = create_engine(empty_database)
     assert {"users", "tasks"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_0005_adds_the_second_factor_tables_and_its_downgrade_removes_them(
+    empty_database: str,
+) -> None:
+    migrate(empty_database, "upgrade", "0001")
+    _insert_users(empty_database, ["ada@example.com"])
+    migrate(empty_database, "upgrade", "0005")
+    engine = create_engine(empty_database)
+    try:
+        inspector = inspect(engine)
+        assert {"second_factors", "recovery_codes"} <= set(inspector.get_table_names())
+        columns = {c["name"] for c in inspector.get_columns("second_factors")}
+        assert columns == {
+            "user_id", "secret_sealed", "pending_sealed", "enabled_at", "last_time_step",
+        }  # fmt: skip
+        with engine.begin() as connection:
+            # On exactly with a secret; both go with the account.
+            connection.execute(
+                text(
+                    "INSERT INTO second_factors (user_id, secret_sealed, enabled_at) "
+                    "SELECT id, 'sealed', now() FROM users"
+                )
+            )
+            connection.execute(
+                text("INSERT INTO recovery_codes (user_id, code_hash) SELECT id, 'h' FROM users")
+            )
+            connection.execute(text("DELETE FROM users"))
+            left = connection.execute(text("SELECT count(*) FROM recovery_codes")).scalar_one()
+            assert left == 0
+        migrate(empty_database, "downgrade", "0004")
+        inspector = inspect(engine)
+        assert not {"second_factors", "recovery_codes"} & set(inspector.get_table_names())
+        assert {"users", "tasks"} <= set(inspector.get_table_names())
+    finally:
+        engine.dispose()

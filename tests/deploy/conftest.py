@@ -2,6 +2,7 @@
 with `kubectl kustomize`, from a copy of deploy/k8s in which the development overlay's
 git-ignored secrets.env is made from its example, with random values, as a developer would."""
 
+import base64
 import secrets
 import shutil
 import subprocess
@@ -38,6 +39,7 @@ def development_secrets(example: str) -> str:
     password = secrets.token_urlsafe(16)
     values = {
         "JWT_SECRET": secrets.token_urlsafe(48),
+        "MFA_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "POSTGRES_PASSWORD": password,
         "DATABASE_URL": f"postgresql+psycopg2://postgres:{password}@postgresql:5432/tasks",
         "METRICS_TOKEN": secrets.token_urlsafe(24),

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from kubernetes_validate import utils as kubernetes_validate
 
 from service.config import Settings
@@ -17,6 +18,7 @@ from tests.support.live_server import ROOT
 KUBERNETES_VERSION = "1.33"
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 SECRET_KEYS = {"JWT_SECRET", "DATABASE_URL", "REDIS_URL", "SMTP_PASSWORD", "METRICS_TOKEN"}
+SECRET_KEYS |= {"MFA_ENCRYPTION_KEY"}
 # Read by the container's start (scripts/startup.py), not by Settings.
 START_VARIABLES = {"WEB_CONCURRENCY", "GRACEFUL_TIMEOUT_SECONDS", "WAIT_TIMEOUT_SECONDS"}
 START_VARIABLES |= {"HOST", "PORT", "PROMETHEUS_MULTIPROC_DIR"}
@@ -350,7 +352,9 @@ def test_the_settings_are_ones_the_service_reads_and_valid(overlay: Rendered) ->
     assert set(data) - fields - START_VARIABLES - COMING_SETTINGS == set()
     values: dict[str, Any] = {key.lower(): value for key, value in data.items()}
     values = {key: value for key, value in values.items() if key in Settings.model_fields}
-    Settings.model_validate({**values, "jwt_secret": "x" * 48})
+    Settings.model_validate(
+        {**values, "jwt_secret": "x" * 48, "mfa_encryption_key": Fernet.generate_key().decode()}
+    )
     if overlay.name == "production":
         assert data["APP_ENV"] == "production"
         assert data["REDIS_WAIT_REPLICAS"] == "1"  # Sentinel with a replica

@@ -9,10 +9,13 @@ from collections.abc import Callable
 
 import pytest
 import redis
+from cryptography.fernet import Fernet
 
 from sessions.store import SessionStore
+from sessions.totp import derived_key
 from tests.support.api import Api
-from tests.support.live_server import ROOT, free_port
+from tests.support.live_server import ROOT, TEST_JWT_SECRET, StartServer, free_port
+from tests.support.second_factor import enrolled, login_with
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -40,7 +43,7 @@ def _session_id(api: Api, headers: dict[str, str]) -> str:
 def test_help_documents_every_command(cli: Cli) -> None:
     result = cli("--help")
     assert result.returncode == 0
-    for text in ("list", "kill", "--user", "--json", "SESSION_ID"):
+    for text in ("list", "kill", "--user", "--json", "SESSION_ID", "mfa-reset", "mfa-reseal"):
         assert text in result.stdout
 
 
@@ -61,8 +64,11 @@ def test_list_shows_a_new_login(api: Api, cli: Cli) -> None:
     assert [row["id"] for row in rows] == [session_id]
     assert rows[0]["email"] == email
     assert set(rows[0]) == {
-        "id", "user_id", "email", "created_at", "last_seen_at", "expires_at", "ip", "user_agent",
+        "id", "user_id", "email", "auth_methods", "created_at", "last_seen_at", "expires_at",
+        "ip", "user_agent",
     }  # fmt: skip
+    assert rows[0]["auth_methods"] == "password"
+    assert "AUTH_METHODS" in table.stdout.splitlines()[0]
 
 
 def test_list_is_newest_first(api: Api, cli: Cli) -> None:
@@ -167,3 +173,47 @@ def test_an_unreachable_dependency_is_one_line_and_a_failure(
         assert result.stdout == ""
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"error: {named} ") and "Traceback" not in line, line
+
+
+def test_mfa_reset_turns_the_factor_off_and_revokes_every_session(api: Api, cli: Cli) -> None:
+    user = enrolled(api)
+    done = login_with(api, user.email, user.app.code())
+    assert done.status_code == 200
+    rows = json.loads(cli("list", "--user", user.email, "--json").stdout)
+    assert sorted(row["auth_methods"] for row in rows) == ["password", "password totp"]
+
+    result = cli("mfa-reset", "--user", user.email)
+    assert result.returncode == 0, result.stderr
+    assert "turned off" in result.stdout and "revoked 2 session(s)" in result.stdout
+    assert '"mfa_reset"' in result.stderr
+    assert api.get("/me", headers=user.tokens.headers).status_code == 401
+    # The password alone logs in again; the recovery codes are gone with the secret.
+    tokens = api.login(user.email)
+    assert api.get("/me", headers=tokens.headers).json()["mfa_enabled"] is False
+    again = cli("mfa-reset", "--user", user.email)
+    assert again.returncode == 0 and "was not on" in again.stdout
+    assert cli("mfa-reset", "--user", "nobody@example.com").returncode == 1
+
+
+def test_mfa_reseal_moves_every_secret_to_the_first_key(
+    api: Api, cli: Cli, start_server: StartServer
+) -> None:
+    user = enrolled(api)  # sealed with the key derived from JWT_SECRET (no MFA_ENCRYPTION_KEY)
+    old, new = derived_key(TEST_JWT_SECRET), Fernet.generate_key().decode()
+    try:
+        result = cli("mfa-reseal", env={"MFA_ENCRYPTION_KEY": f"{new},{old}"})
+        assert result.returncode == 0, result.stderr
+        assert "sealed" in result.stdout
+        # A server with the new key alone opens it.
+        rotated = start_server(MFA_ENCRYPTION_KEY=new)
+        assert login_with(Api(rotated.url), user.email, user.app.code()).status_code == 200
+        rotated.stop()
+        # Without the key that sealed them, the secrets are named, not lost silently.
+        lost = cli("mfa-reseal", env={"MFA_ENCRYPTION_KEY": Fernet.generate_key().decode()})
+        assert lost.returncode == 1 and "no configured key opens" in lost.stderr
+    finally:
+        # Back under the derived key, for the other tests' servers.
+        back = cli("mfa-reseal", env={"MFA_ENCRYPTION_KEY": f"{old},{new}"})
+        assert back.returncode == 0, back.stderr
+    # Recovery codes survive rotations: their key comes from the secret, not the seal.
+    assert login_with(api, user.email, user.recovery_codes[0]).status_code == 200

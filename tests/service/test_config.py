@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from service.config import EXAMPLE_JWT_SECRET, Settings
 from tests.support.live_server import ROOT, LiveServer, StartServer, free_port
 
 STRONG_SECRET = "s" * 48
+SEALING_KEY = Fernet.generate_key().decode()
 
 
 @pytest.mark.parametrize("secret", [EXAMPLE_JWT_SECRET, "too-short", ""])
@@ -22,8 +24,43 @@ def test_production_refuses_a_weak_or_example_secret(secret: str) -> None:
 
 
 def test_production_accepts_a_strong_secret() -> None:
-    settings = Settings(app_env="production", jwt_secret=STRONG_SECRET)
+    settings = Settings(
+        app_env="production", jwt_secret=STRONG_SECRET, mfa_encryption_key=SEALING_KEY
+    )
     assert settings.jwt_secret.get_secret_value() == STRONG_SECRET
+
+
+def test_production_needs_a_key_for_the_second_factor_s_secrets() -> None:
+    with pytest.raises(ValidationError, match="MFA_ENCRYPTION_KEY must be set in production"):
+        Settings(app_env="production", jwt_secret=STRONG_SECRET)
+
+
+def test_elsewhere_the_sealing_key_is_derived_from_the_jwt_secret() -> None:
+    derived = Settings(jwt_secret=STRONG_SECRET).mfa_keys
+    assert derived == Settings(jwt_secret=STRONG_SECRET).mfa_keys
+    assert derived != Settings(jwt_secret="t" * 48).mfa_keys
+    assert Settings(mfa_encryption_key=SEALING_KEY).mfa_keys == [SEALING_KEY]
+
+
+def test_sealing_keys_are_a_list_the_first_of_which_seals() -> None:
+    second = Fernet.generate_key().decode()
+    settings = Settings(mfa_encryption_key=f" {SEALING_KEY} , {second} ")
+    assert settings.mfa_keys == [SEALING_KEY, second]
+
+
+def test_an_empty_sealing_key_is_no_key() -> None:
+    assert Settings(mfa_encryption_key="").mfa_keys == Settings().mfa_keys
+    with pytest.raises(ValidationError, match="MFA_ENCRYPTION_KEY must be set"):
+        Settings(app_env="production", jwt_secret=STRONG_SECRET, mfa_encryption_key="")
+
+
+@pytest.mark.parametrize("keys", ["not-a-key", " , ", f"{'A' * 43}=,x", "c2hvcnQ="])
+def test_a_malformed_sealing_key_is_refused_and_never_echoed(keys: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(mfa_encryption_key=keys)
+    assert "MFA_ENCRYPTION_KEY is a comma-separated list of Fernet keys" in str(refused.value)
+    for key in keys.split(","):
+        assert not key.strip() or key.strip() not in str(refused.value)
 
 
 def test_bare_postgresql_urls_are_given_the_psycopg2_driver() -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.support.api import PASSWORD, Api, unique_email
 from tests.support.live_server import LiveServer, StartServer
@@ -279,7 +280,7 @@ def test_without_smtp_development_logs_the_message(start_server: StartServer) ->
 def test_without_smtp_production_logs_an_error_and_never_the_token(
     start_server: StartServer,
 ) -> None:
-    server = start_server(APP_ENV="production")
+    server = start_server(APP_ENV="production", MFA_ENCRYPTION_KEY=Fernet.generate_key().decode())
     api = Api(server.url)
     email = api.register()
     assert _forgot(api, email) == 202

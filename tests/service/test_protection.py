@@ -16,6 +16,7 @@ from tests.support.live_server import LiveServer
 PUBLIC = {
     ("POST", "/register"),
     ("POST", "/login"),
+    ("POST", "/login/mfa"),  # the mfa_token of /login's first half, not a session
     ("POST", "/refresh"),
     ("POST", "/password/forgot"),
     ("POST", "/password/reset"),
