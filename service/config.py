@@ -75,7 +75,7 @@ class Settings(DatabaseSettings):
     password_reset_url: str = ""
     # Verified email addresses: the token a verification mail carries lives this long;
     # the mail's link, e.g. https://app.example.com/verify?token={token}.
-    email_verification_ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    email_verification_ttl_seconds: int = Field(default=86_400, ge=1, le=30 * 86_400)
     email_verification_url: str = ""
     # POST /email/verify/resend, per client IP and per address.
     email_verification_rate_limit: str = "5/hour"

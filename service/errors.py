@@ -15,6 +15,10 @@ class DomainError(Exception):
         if headers:
             self.headers = {**self.headers, **headers}  # type: ignore[misc]
 
+    def body(self) -> dict[str, Any]:
+        """The JSON body the error is answered with."""
+        return {"detail": self.detail}
+
 
 class NotAuthenticated(DomainError):
     status_code = 401
@@ -57,6 +61,46 @@ class WrongPassword(DomainError):
 class InvalidResetToken(DomainError):
     status_code = 400
     detail = "The reset token is unknown, used or expired"
+
+
+class InvalidVerificationToken(DomainError):
+    status_code = 400
+    detail = "The verification token is unknown, used or expired"
+
+
+class InvalidLoginCode(DomainError):
+    status_code = 400
+    detail = "The login code is unknown, used or expired"
+
+
+class EmailUnverified(DomainError):
+    """The right password, for an account whose address is not verified yet while
+    REQUIRE_VERIFIED_EMAIL is on: only the owner ever sees this (a wrong password is 401)."""
+
+    status_code = 403
+    detail = "Verify your email address first: follow the link in the verification mail"
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail, "code": "email_unverified"}
+
+
+class LastSignInMethod(DomainError):
+    status_code = 409
+    detail = (
+        "This is the account's last way to sign in: set a password (reset it by mail) or "
+        "link another provider first"
+    )
+
+
+class ProviderUnavailable(DomainError):
+    """An OpenID Connect provider did not answer in time, or answered nonsense."""
+
+    status_code = 503
+    detail = "The identity provider is unavailable; retry later"
+    headers = {"Retry-After": "5"}
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail, "code": "provider_error"}
 
 
 class PreconditionFailed(DomainError):

@@ -79,6 +79,12 @@ RATE_LIMIT_REJECTIONS = Counter(
     "rate_limit_rejections", "Requests refused with 429, by the limit's scope", ["limit"]
 )
 LOGIN_ATTEMPTS = Counter("login_attempts", "POST /login, by outcome", ["outcome"])
+OIDC_LOGINS = Counter(
+    "oidc_logins",
+    "OpenID Connect callbacks, by provider and outcome (signed_in, created, linked, or the "
+    "error the browser was sent back with)",
+    ["provider", "outcome"],
+)
 DEPENDENCY_ERRORS = Counter(
     "dependency_errors", "Failed calls to Redis or PostgreSQL", ["dependency"]
 )

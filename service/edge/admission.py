@@ -103,6 +103,9 @@ class RequestAttempts:
     def reset_mail(self, mail: MailRequest, send: Callable[[], T]) -> T:
         return self._spend("reset_mail", mail, send)
 
+    def verification_mail(self, mail: MailRequest, send: Callable[[], T]) -> T:
+        return self._spend("verification_mail", mail, send)
+
     def _spend(self, limits: str, attempt: object, work: Callable[[], T]) -> T:
         Call.of(self._request).attempt = attempt
         return self._limits.spend(self._request, limits, work)

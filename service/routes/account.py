@@ -12,17 +12,17 @@ from service.schemas.auth import (
     Message,
     PasswordChange,
     PasswordChanged,
-    UserRead,
 )
 from service.schemas.common import error_responses
+from service.schemas.identities import MeRead
 from service.schemas.sessions import RevokedCount
 
 router = APIRouter(tags=["account"], route_class=EdgeRoute)
 
 
-@router.get("/me", response_model=UserRead, responses=error_responses(401, 404, 429, 503))
+@router.get("/me", response_model=MeRead, responses=error_responses(401, 404, 429, 503))
 def read_me(caller: Caller, accounts: Accounts) -> Response:
-    """The caller's account."""
+    """The caller's account, and whether its address is verified."""
     return json_response(accounts.me(user_id=caller.user_id), headers=NO_STORE)
 
 
