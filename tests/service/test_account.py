@@ -29,7 +29,7 @@ def test_me_is_the_callers_account(api: Api) -> None:
     response = api.get("/me", headers=tokens.headers)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"id", "email", "created_at"}
+    assert set(body) == {"id", "email", "created_at", "email_verified"}
     assert body["email"] == email
     assert response.headers["cache-control"] == "no-store"
     assert api.get("/me").status_code == 401
