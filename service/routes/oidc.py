@@ -30,7 +30,9 @@ router = APIRouter(tags=["oidc"], route_class=EdgeRoute)
 BROWSER_COOKIE = "oidc_browser"
 BROWSER_VALUE = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
 STATE_SECONDS = 600
-_QUERY = 4096
+# What RFC 6749 lets a code, a state and an error be (printable ASCII), and bounds that keep
+# a callback's URL, percent-encoded, well inside the 16 KiB request head.
+_VSCHAR = "^[\x20-\x7e]*$"
 
 
 def _redirect(location: str, description: str) -> dict[int | str, dict[str, Any]]:
@@ -69,7 +71,7 @@ def list_providers(request: ApiRequest, oidc: Oidc) -> Response:
             "state and nonce). Sets the `oidc_browser` cookie that binds the sign-in to this "
             "browser.",
         ),
-        **error_responses(404, 429, 503),
+        **error_responses(404, 422, 429, 503),
     },
 )
 @declare(public=True)
@@ -114,10 +116,10 @@ def oidc_callback(
     name: str,
     request: ApiRequest,
     oidc: Oidc,
-    code: Annotated[str | None, Query(max_length=_QUERY)] = None,
-    state: Annotated[str | None, Query(max_length=_QUERY)] = None,
-    error: Annotated[str | None, Query(max_length=_QUERY)] = None,
-    iss: Annotated[str | None, Query(max_length=_QUERY)] = None,
+    code: Annotated[str | None, Query(max_length=2048, pattern=_VSCHAR)] = None,
+    state: Annotated[str | None, Query(max_length=512, pattern=_VSCHAR)] = None,
+    error: Annotated[str | None, Query(max_length=256, pattern=_VSCHAR)] = None,
+    iss: Annotated[str | None, Query(max_length=1024, pattern=_VSCHAR)] = None,
 ) -> Response:
     """Where the provider sends the browser back (the redirect URI registered there:
     `<PUBLIC_BASE_URL>/oidc/{name}/callback`). The code is exchanged and the ID token
@@ -154,7 +156,7 @@ def list_identities(caller: Caller, oidc: Oidc) -> Response:
 @router.post(
     "/me/identities/{name}",
     response_model=AuthorizeUrl,
-    responses=error_responses(401, 404, 429, 503),
+    responses=error_responses(401, 404, 422, 429, 503),
 )
 def link_identity(name: str, caller: Caller, oidc: Oidc) -> Response:
     """Begin linking an identity at the provider `name` to the caller's account: send the
@@ -168,7 +170,7 @@ def link_identity(name: str, caller: Caller, oidc: Oidc) -> Response:
 @router.delete(
     "/me/identities/{name}",
     response_model=IdentityUnlinked,
-    responses=error_responses(401, 404, 409, 429, 503),
+    responses=error_responses(401, 404, 409, 422, 429, 503),
 )
 def unlink_identity(name: str, caller: Caller, oidc: Oidc) -> Response:
     """Unlink the caller's identity at the provider `name`. 409 when it is the account's
