@@ -22,6 +22,8 @@ def site(start_server: StartServer, tmp_path_factory: pytest.TempPathFactory) ->
         start_server, tmp_path_factory.mktemp("oidc-faults"), [DOWN, HUNG, ROTATED]
     )
     yield running
+    # Stopped now rather than with the session: PostgreSQL's connections are shared.
+    running.server.stop()
     for provider in running.providers.values():
         provider.stop()
 

@@ -42,6 +42,8 @@ def site(start_server: StartServer, tmp_path_factory: pytest.TempPathFactory) ->
         start_server, tmp_path_factory.mktemp("oidc-site"), ACCOUNTS, names=("corp", "other")
     )
     yield running
+    # Stopped now rather than with the session: PostgreSQL's connections are shared.
+    running.server.stop()
     for provider in running.providers.values():
         provider.stop()
 

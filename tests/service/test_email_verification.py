@@ -47,8 +47,25 @@ def _mail_env(smtp: SmtpServer, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def mailing(start_server: StartServer, smtp: SmtpServer) -> LiveServer:
-    return start_server(**_mail_env(smtp))
+def mailing(start_server: StartServer, smtp: SmtpServer) -> Iterator[LiveServer]:
+    server = start_server(**_mail_env(smtp))
+    yield server
+    # Stopped now rather than with the session: PostgreSQL's connections are shared.
+    server.stop()
+
+
+@pytest.fixture
+def own_server(start_server: StartServer, smtp: SmtpServer) -> Iterator[StartServer]:
+    """A server of the test's own, with the mail settings and `env`, stopped after it."""
+    started: list[LiveServer] = []
+
+    def start(**env: str) -> LiveServer:
+        started.append(start_server(**_mail_env(smtp, **env)))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 def _tokens(smtp: SmtpServer, email: str, count: int = 1) -> list[str]:
@@ -152,8 +169,8 @@ def test_a_token_of_another_account_verifies_nothing(mailing: LiveServer, smtp: 
     assert _verify(api, token)[0] == 200
 
 
-def test_an_expired_token_changes_nothing(start_server: StartServer, smtp: SmtpServer) -> None:
-    api = Api(start_server(**_mail_env(smtp, EMAIL_VERIFICATION_TTL_SECONDS="1")).url)
+def test_an_expired_token_changes_nothing(own_server: StartServer, smtp: SmtpServer) -> None:
+    api = Api(own_server(EMAIL_VERIFICATION_TTL_SECONDS="1").url)
     email = api.register()
     (token,) = _tokens(smtp, email)
     time.sleep(1.5)
@@ -188,10 +205,8 @@ def _resend_from(ip: str, url: str, email: str) -> int:
         connection.close()
 
 
-def test_resends_are_limited_per_address_and_per_client(
-    start_server: StartServer, smtp: SmtpServer
-) -> None:
-    url = start_server(**_mail_env(smtp, EMAIL_VERIFICATION_RATE_LIMIT="2/hour")).url
+def test_resends_are_limited_per_address_and_per_client(own_server: StartServer) -> None:
+    url = own_server(EMAIL_VERIFICATION_RATE_LIMIT="2/hour").url
     email = unique_email()
     # One address from three clients: its own limit.
     assert [_resend_from(f"127.0.2.{n}", url, email) for n in (1, 2, 3)] == [202, 202, 429]
@@ -201,9 +216,9 @@ def test_resends_are_limited_per_address_and_per_client(
 
 
 def test_required_verification_refuses_only_the_owner_until_verified(
-    start_server: StartServer, smtp: SmtpServer
+    own_server: StartServer, smtp: SmtpServer
 ) -> None:
-    api = Api(start_server(**_mail_env(smtp, REQUIRE_VERIFIED_EMAIL="true")).url)
+    api = Api(own_server(REQUIRE_VERIFIED_EMAIL="true").url)
     email = api.register()
     refused = api.post("/login", json={"email": email, "password": PASSWORD})
     assert refused.status_code == 403
