@@ -7,6 +7,8 @@ class DomainError(Exception):
     status_code: ClassVar[int] = 400
     detail: ClassVar[str] = "Bad request"
     headers: ClassVar[dict[str, str]] = {}
+    # Fields the error's body carries besides `detail`.
+    fields: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(detail or self.detail)
@@ -14,10 +16,6 @@ class DomainError(Exception):
             self.detail = detail  # type: ignore[misc]
         if headers:
             self.headers = {**self.headers, **headers}  # type: ignore[misc]
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body the error is answered with."""
-        return {"detail": self.detail}
 
 
 class NotAuthenticated(DomainError):
@@ -79,9 +77,7 @@ class EmailUnverified(DomainError):
 
     status_code = 403
     detail = "Verify your email address first: follow the link in the verification mail"
-
-    def body(self) -> dict[str, Any]:
-        return {"detail": self.detail, "code": "email_unverified"}
+    fields = {"code": "email_unverified"}
 
 
 class LastSignInMethod(DomainError):
@@ -98,9 +94,7 @@ class ProviderUnavailable(DomainError):
     status_code = 503
     detail = "The identity provider is unavailable; retry later"
     headers = {"Retry-After": "5"}
-
-    def body(self) -> dict[str, Any]:
-        return {"detail": self.detail, "code": "provider_error"}
+    fields = {"code": "provider_error"}
 
 
 class PreconditionFailed(DomainError):

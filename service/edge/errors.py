@@ -33,7 +33,7 @@ def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return _json(exc.status_code, exc.body(), exc.headers or None)
+    return _json(exc.status_code, {"detail": exc.detail, **exc.fields}, exc.headers or None)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

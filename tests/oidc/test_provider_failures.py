@@ -51,7 +51,12 @@ def signs_in_again(site: Site, who: object, within: float = 15) -> None:
 def test_a_provider_down_is_provider_error_and_then_recovers(site: Site) -> None:
     provider = site.providers["corp"]
     api = site.api
+    tokens = api.new_user()
     with provider.down():
+        # Linking answers the caller itself: a 503 that says which dependency.
+        linking = api.post("/me/identities/corp", headers=tokens.headers)
+        assert linking.status_code == 503
+        assert linking.json()["code"] == "provider_error" and "retry-after" in linking.headers
         # Nothing cached yet: the redirect itself needs the provider's metadata.
         response, seconds = timed(lambda: api.get("/oidc/corp/authorize", allow_redirects=False))
         assert response.status_code == 302  # type: ignore[attr-defined]
