@@ -36,11 +36,41 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     # db.emails.canonical_email(email): what makes two addresses the same account.
     email_canonical: Mapped[str] = mapped_column(String(MAX_CANONICAL_LENGTH))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # None for an account made by signing in with an OpenID Connect provider: no password
+    # matches it (a login verifies against a dummy hash) until a reset by mail sets one.
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # Raised by every password change or reset: a login that verified an older password
     # starts no session (sessions.store compares it with Redis's copy).
     credentials_version: Mapped[int] = mapped_column(BigInteger, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When a mail sent to the address proved it reaches the account's owner (a verification
+    # link, or a reset by mail), or the provider that created the account vouched for it.
+    email_verified_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+
+class OidcIdentity(Base):
+    """An account at an OpenID Connect provider (its `sub`), linked to one of ours: signing
+    in there signs in here. One per provider and account; never linked by email alone."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),
+        UniqueConstraint("user_id", "provider", name="uq_identities_user_provider"),
+    )
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # The provider's name in OIDC_PROVIDERS.
+    provider: Mapped[str] = mapped_column(String(64))
+    # The ID token's `sub`: unique and never reassigned at its provider (OpenID Connect
+    # Core 2), unlike an email address.
+    subject: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    # The address the provider named when the identity was linked, shown to its owner.
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Task(Base):

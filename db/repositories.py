@@ -15,11 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.emails import canonical_email
-from db.models import RecoveryCode, SecondFactor, Task, User
+from db.models import OidcIdentity, RecoveryCode, SecondFactor, Task, User
 
 # Ids are bigint: anything outside can match no row, and must not reach PostgreSQL.
 MAX_ID = 2**63 - 1
 UNIQUE_EMAIL = "uq_users_email_canonical"
+UNIQUE_SUBJECT = "uq_identities_provider_subject"
 
 
 class TaskFields(Protocol):
@@ -43,6 +44,15 @@ class DuplicateEmailError(Exception):
     """An account with this email (in its canonical form) already exists."""
 
 
+class DuplicateIdentityError(Exception):
+    """The identity is linked already: to another account (`subject_taken`), or the account
+    has another identity at that provider."""
+
+    def __init__(self, *, subject_taken: bool) -> None:
+        super().__init__("subject linked" if subject_taken else "provider linked")
+        self.subject_taken = subject_taken
+
+
 def _valid_id(value: int) -> bool:
     return 1 <= value <= MAX_ID
 
@@ -57,6 +67,29 @@ _CHANGE_PASSWORD = (
     .where(User.id == bindparam("user_id"))
     .values(password_hash=bindparam("hash"), credentials_version=User.credentials_version + 1)
     .returning(User.credentials_version)
+)
+_MARK_EMAIL_VERIFIED = (
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(email_verified_at=func.coalesce(User.email_verified_at, func.now()))
+    .returning(User.id)
+    .execution_options(synchronize_session=False)
+)
+_IDENTITY = select(OidcIdentity).where(
+    OidcIdentity.provider == bindparam("provider"), OidcIdentity.subject == bindparam("subject")
+)
+_IDENTITIES_OF = (
+    select(OidcIdentity)
+    .where(OidcIdentity.user_id == bindparam("user_id"))
+    .order_by(OidcIdentity.linked_at, OidcIdentity.id)
+)
+_DELETE_IDENTITY = (
+    delete(OidcIdentity)
+    .where(
+        OidcIdentity.user_id == bindparam("user_id"), OidcIdentity.provider == bindparam("provider")
+    )
+    .returning(OidcIdentity.id)
+    .execution_options(synchronize_session=False)
 )
 _DELETE_USERS_TASKS = (
     delete(Task)
@@ -154,8 +187,15 @@ def _substring_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def create_user(db: Session, *, email: str, password_hash: str) -> User:
-    user = User(email=email, email_canonical=canonical_email(email), password_hash=password_hash)
+def create_user(
+    db: Session, *, email: str, password_hash: str | None, email_verified_at: datetime | None = None
+) -> User:
+    user = User(
+        email=email,
+        email_canonical=canonical_email(email),
+        password_hash=password_hash,
+        email_verified_at=email_verified_at,
+    )
     db.add(user)
     try:
         db.flush()
@@ -194,6 +234,54 @@ def change_password(db: Session, *, user_id: int, password_hash: str) -> int | N
     account)."""
     row = db.execute(_CHANGE_PASSWORD, {"user_id": user_id, "hash": password_hash}).first()
     return int(row[0]) if row else None
+
+
+def mark_email_verified(db: Session, *, user_id: int) -> bool:
+    """Record that the account's address is proven (once: the first time stays); False when
+    no such account exists."""
+    if not _valid_id(user_id):
+        return False
+    return db.execute(_MARK_EMAIL_VERIFIED, {"user_id": user_id}).first() is not None
+
+
+def lock_user(db: Session, *, user_id: int) -> User | None:
+    """The account, its row locked until the transaction ends: changes to its ways of
+    signing in that must see each other (`Database.transaction`)."""
+    if not _valid_id(user_id):
+        return None
+    return db.scalars(_USER_BY_ID.with_for_update(), {"user_id": user_id}).first()
+
+
+def get_identity(db: Session, *, provider: str, subject: str) -> OidcIdentity | None:
+    return db.scalars(_IDENTITY, {"provider": provider, "subject": subject}).first()
+
+
+def list_identities(db: Session, *, user_id: int) -> Sequence[OidcIdentity]:
+    return db.scalars(_IDENTITIES_OF, {"user_id": user_id}).all()
+
+
+def create_identity(
+    db: Session, *, user_id: int, provider: str, subject: str, email: str | None
+) -> OidcIdentity:
+    """Link the identity; DuplicateIdentityError when it is linked already, or the account
+    has another identity at that provider. Inside `Database.transaction`, a refusal rolls
+    back everything the transaction did."""
+    identity = OidcIdentity(user_id=user_id, provider=provider, subject=subject, email=email)
+    db.add(identity)
+    try:
+        db.flush()
+    except IntegrityError as error:
+        db.rollback()
+        if UNIQUE_EMAIL in str(error.orig):
+            raise DuplicateEmailError(email) from error
+        raise DuplicateIdentityError(subject_taken=UNIQUE_SUBJECT in str(error.orig)) from error
+    return identity
+
+
+def delete_identity(db: Session, *, user_id: int, provider: str) -> bool:
+    return (
+        db.execute(_DELETE_IDENTITY, {"user_id": user_id, "provider": provider}).first() is not None
+    )
 
 
 def delete_user(db: Session, *, user_id: int) -> int | None:

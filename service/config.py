@@ -1,11 +1,26 @@
 """Settings read from the environment (and `.env` in development), validated at start."""
 
+import os
+import re
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from string import Formatter
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from limits import parse
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from db.settings import DatabaseSettings
 from sessions import redis_client
@@ -68,6 +83,25 @@ class Settings(DatabaseSettings):
     password_reset_ttl_seconds: int = Field(default=1800, ge=1, le=7 * 86_400)
     # Where the reset mail's link points, e.g. https://app.example.com/reset?token={token}
     password_reset_url: str = ""
+    # Verified email addresses: the token a verification mail carries lives this long;
+    # the mail's link, e.g. https://app.example.com/verify?token={token}.
+    email_verification_ttl_seconds: int = Field(default=86_400, ge=1, le=30 * 86_400)
+    email_verification_url: str = ""
+    # POST /email/verify/resend, per client IP and per address.
+    email_verification_rate_limit: str = "5/hour"
+    # A correct password for an account whose address is not verified starts no session.
+    require_verified_email: bool = False
+    # Sign-in with OpenID Connect providers: their names, comma-separated; each one's
+    # OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET and _SCOPES (OidcVariables, below).
+    oidc_providers: str = ""
+    oidc_provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
+    # The service's public base (https://api.example.com): the redirect URI registered at
+    # each provider is <PUBLIC_BASE_URL>/oidc/<name>/callback. Never the request's Host.
+    public_base_url: str = ""
+    # The front-end page the browser lands on after a provider's callback.
+    oidc_return_url: str = ""
+    # Every HTTP call to a provider (discovery, keys, the code's exchange) gives up then.
+    oidc_timeout_seconds: float = Field(default=5, gt=0, le=60)
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65_535)
     smtp_username: str = ""
@@ -139,6 +173,7 @@ class Settings(DatabaseSettings):
         "login_device_rate_limit",
         "password_reset_rate_limit",
         "mfa_rate_limit",
+        "email_verification_rate_limit",
     )
     @classmethod
     def parsable_rate_limit(cls, value: str) -> str:
@@ -148,9 +183,9 @@ class Settings(DatabaseSettings):
             raise ValueError(f"not a rate limit like '100/minute': {value!r}") from error
         return value
 
-    @field_validator("password_reset_url")
+    @field_validator("password_reset_url", "email_verification_url")
     @classmethod
-    def url_with_a_token_slot(cls, url: str) -> str:
+    def url_with_a_token_slot(cls, url: str, info: ValidationInfo) -> str:
         # Formatted for every reset mail (str.format): a field other than {token}, or a
         # stray brace, would make every mail fail instead of the start.
         if not url:
@@ -161,10 +196,96 @@ class Settings(DatabaseSettings):
             fields = [("", None, None)]
         if not fields or any(field != ("token", "", None) for field in fields):
             raise ValueError(
-                "PASSWORD_RESET_URL must contain {token} where the token goes, and no other "
-                "{...} field (write a literal brace as {{ or }})"
+                f"{str(info.field_name).upper()} must contain {{token}} where the token goes, "
+                "and no other {...} field (write a literal brace as {{ or }})"
             )
         return url
+
+    @field_validator("public_base_url", "oidc_return_url")
+    @classmethod
+    def absolute_http_url(cls, url: str, info: ValidationInfo) -> str:
+        # Every redirect the service answers is built from these, never from the Host header.
+        if not url:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise ValueError("must be an absolute http(s) URL without a #fragment")
+        if info.field_name == "public_base_url":
+            if parts.query:
+                raise ValueError("must be a base URL, without a query")
+            return url.rstrip("/")
+        return url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            OidcVariables(settings_cls),
+            file_secret_settings,
+        )
+
+    @property
+    def oidc_provider_settings(self) -> tuple["OidcProviderSettings", ...]:
+        """Each provider of OIDC_PROVIDERS, from its OIDC_<NAME>_* variables (checked at
+        start by `complete_oidc_providers`)."""
+        found = []
+        variables = {key.upper(): value for key, value in self.oidc_provider_variables.items()}
+        for name in _items(self.oidc_providers):
+            prefix = f"OIDC_{name.upper()}_"
+            found.append(
+                OidcProviderSettings(
+                    name=name.lower(),
+                    issuer=variables.get(prefix + "ISSUER", "").rstrip("/"),
+                    client_id=variables.get(prefix + "CLIENT_ID", ""),
+                    client_secret=SecretStr(variables.get(prefix + "CLIENT_SECRET", "")),
+                    scopes=variables.get(prefix + "SCOPES", "").strip() or DEFAULT_OIDC_SCOPES,
+                )
+            )
+        return tuple(found)
+
+    @model_validator(mode="after")
+    def complete_oidc_providers(self) -> "Settings":
+        # Named by variable, never by value (a client secret must not reach a log).
+        providers = self.oidc_provider_settings
+        if not providers:
+            return self
+        names = [provider.name for provider in providers]
+        for name in names:
+            if not OIDC_PROVIDER_NAME.fullmatch(name):
+                raise ValueError(
+                    "OIDC_PROVIDERS lists names of 1 to 32 lower-case letters, digits or _, "
+                    "starting with a letter"
+                )
+        if len(set(names)) != len(names):
+            raise ValueError("OIDC_PROVIDERS names a provider twice")
+        for required in ("PUBLIC_BASE_URL", "OIDC_RETURN_URL"):
+            if not getattr(self, required.lower()):
+                raise ValueError(f"{required} must be set when OIDC_PROVIDERS names a provider")
+        for provider in providers:
+            prefix = f"OIDC_{provider.name.upper()}_"
+            issuer = urlsplit(provider.issuer)
+            if issuer.scheme not in ("http", "https") or not issuer.netloc:
+                raise ValueError(f"{prefix}ISSUER must be the provider's https:// issuer URL")
+            if self.app_env == "production" and issuer.scheme != "https":
+                raise ValueError(f"{prefix}ISSUER must be an https:// URL in production")
+            if issuer.query or issuer.fragment:
+                raise ValueError(f"{prefix}ISSUER must have no query and no #fragment")
+            if not provider.client_id:
+                raise ValueError(f"{prefix}CLIENT_ID must be set")
+            if not provider.client_secret.get_secret_value():
+                raise ValueError(f"{prefix}CLIENT_SECRET must be set")
+            if "openid" not in provider.scopes.split():
+                raise ValueError(f"{prefix}SCOPES must include openid")
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -250,6 +371,45 @@ class Settings(DatabaseSettings):
                 "MFA_ENCRYPTION_KEY must be set in production (it seals the TOTP secrets)"
             )
         return self
+
+
+DEFAULT_OIDC_SCOPES = "openid email profile"
+OIDC_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
+# OIDC_ variables that are settings of their own, not a provider's.
+_OIDC_SETTINGS = frozenset({"OIDC_PROVIDERS", "OIDC_RETURN_URL", "OIDC_TIMEOUT_SECONDS"})
+
+
+@dataclass(frozen=True)
+class OidcProviderSettings:
+    """One OpenID Connect provider the service signs users in with."""
+
+    name: str
+    # Its metadata is read from <issuer>/.well-known/openid-configuration.
+    issuer: str
+    client_id: str
+    client_secret: SecretStr
+    scopes: str
+
+
+class OidcVariables(PydanticBaseSettingsSource):
+    """The OIDC_<NAME>_* variables, whose names depend on a value (OIDC_PROVIDERS), so no
+    field can declare them: read from the environment, then `.env`, like every setting."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, str] = {}
+        env_file = self.config.get("env_file")
+        if isinstance(env_file, str) and Path(env_file).is_file():
+            found |= {k.upper(): v for k, v in dotenv_values(env_file).items() if v is not None}
+        found |= {key.upper(): value for key, value in os.environ.items()}
+        variables = {
+            key: value
+            for key, value in found.items()
+            if key.startswith("OIDC_") and key not in _OIDC_SETTINGS
+        }
+        return {"oidc_provider_variables": variables} if variables else {}
 
 
 def settings_problems(error: ValidationError) -> str:

@@ -15,10 +15,12 @@ from fastapi import Depends, Request
 from service.edge.admission import RequestAttempts
 from service.edge.call import ApiRequest, runtime_of
 from service.services.accounts import AccountService
+from service.services.oidc import OidcService
 from service.services.passwords import PasswordService
 from service.services.second_factor import SecondFactorService
 from service.services.sessions import SessionService
 from service.services.tasks import TaskService
+from service.services.verification import EmailVerificationService
 
 Caller = ApiRequest
 
@@ -43,6 +45,14 @@ async def _tasks(request: Request) -> TaskService:
     return runtime_of(request).tasks
 
 
+async def _verification(request: Request) -> EmailVerificationService:
+    return runtime_of(request).verification
+
+
+async def _oidc(request: Request) -> OidcService:
+    return runtime_of(request).oidc
+
+
 async def _attempts(request: Request) -> RequestAttempts:
     return runtime_of(request).admission.attempts(request)
 
@@ -52,5 +62,7 @@ Passwords = Annotated[PasswordService, Depends(_passwords)]
 OwnSessions = Annotated[SessionService, Depends(_sessions)]
 Tasks = Annotated[TaskService, Depends(_tasks)]
 SecondFactor = Annotated[SecondFactorService, Depends(_second_factor)]
+Verification = Annotated[EmailVerificationService, Depends(_verification)]
+Oidc = Annotated[OidcService, Depends(_oidc)]
 # The request's attempts against an account, counted before they are made.
 Attempts = Annotated[RequestAttempts, Depends(_attempts)]

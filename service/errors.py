@@ -61,6 +61,42 @@ class InvalidResetToken(DomainError):
     detail = "The reset token is unknown, used or expired"
 
 
+class InvalidVerificationToken(DomainError):
+    status_code = 400
+    detail = "The verification token is unknown, used or expired"
+
+
+class InvalidLoginCode(DomainError):
+    status_code = 400
+    detail = "The login code is unknown, used or expired"
+
+
+class EmailUnverified(DomainError):
+    """The right password, for an account whose address is not verified yet while
+    REQUIRE_VERIFIED_EMAIL is on: only the owner ever sees this (a wrong password is 401)."""
+
+    status_code = 403
+    detail = "Verify your email address first: follow the link in the verification mail"
+    fields = {"code": "email_unverified"}
+
+
+class LastSignInMethod(DomainError):
+    status_code = 409
+    detail = (
+        "This is the account's last way to sign in: set a password (reset it by mail) or "
+        "link another provider first"
+    )
+
+
+class ProviderUnavailable(DomainError):
+    """An OpenID Connect provider did not answer in time, or answered nonsense."""
+
+    status_code = 503
+    detail = "The identity provider is unavailable; retry later"
+    headers = {"Retry-After": "5"}
+    fields = {"code": "provider_error"}
+
+
 class PreconditionFailed(DomainError):
     status_code = 412
     detail = "The task has changed: If-Match names none of its current ETags"

@@ -15,7 +15,7 @@ from service.config import EXAMPLE_JWT_WARNING, Settings, get_settings, settings
 from service.edge import errors, middleware, openapi
 from service.edge.route import EdgeRoute
 from service.logging import configure_logging, get_logger
-from service.routes import account, auth, health, mfa, sessions, tasks
+from service.routes import account, auth, health, mfa, oidc, sessions, tasks, verification
 from service.runtime import Runtime
 
 log = get_logger("service")
@@ -93,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # FastAPI tries the routers in this order for every request: the busiest first (a
     # task read matched after three other routers cost 7 % more, docs/performance.md).
     for router in (tasks.router, sessions.router, account.router, auth.router, mfa.router):
+        app.include_router(router)
+    for router in (verification.router, oidc.router):
         app.include_router(router)
     # Liveness, readiness and metrics: answered on the event loop, outside the budget.
     app.include_router(health.router)

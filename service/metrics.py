@@ -84,6 +84,12 @@ MFA_ATTEMPTS = Counter(
     "Second-factor codes checked (login, enrolment, account routes), by method and outcome",
     ["method", "outcome"],
 )
+OIDC_LOGINS = Counter(
+    "oidc_logins",
+    "OpenID Connect callbacks, by provider and outcome (signed_in, created, linked, or the "
+    "error the browser was sent back with)",
+    ["provider", "outcome"],
+)
 DEPENDENCY_ERRORS = Counter(
     "dependency_errors", "Failed calls to Redis or PostgreSQL", ["dependency"]
 )

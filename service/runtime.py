@@ -1,33 +1,42 @@
 """The long-lived objects of one worker process, built from Settings when the app starts
 (its lifespan) and closed when it stops."""
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+
+import requests
 
 from db.engine import Database, make_engine
 from db.schema import SchemaCheck
-from service.config import Settings
+from service.config import OidcProviderSettings, Settings
 from service.edge.admission import Admission
 from service.edge.call import Call
-from service.edge.circuits import Circuit, database_circuit, redis_circuit
+from service.edge.circuits import Circuit, CircuitOpen, database_circuit, redis_circuit
 from service.edge.route import Pools
 from service.health import Dependency, Readiness
 from service.limits.policy import RateLimits
 from service.mail import Mailer, Outbox, SmtpSettings
 from service.services.accounts import AccountService
 from service.services.factors import SecondFactors
+from service.services.oidc import OidcService
+from service.services.oidc_provider import OidcProvider, ProviderError
 from service.services.passwords import PasswordService
 from service.services.second_factor import SecondFactorService
 from service.services.sessions import SessionService
 from service.services.tasks import TaskService
+from service.services.verification import EmailVerificationService
 from sessions import redis_client
 from sessions.devices import DeviceTokens
 from sessions.known_clients import KnownClients
 from sessions.mfa_tokens import MfaTokens
+from sessions.oidc import OidcFlows
 from sessions.passwords import PasswordHasher
 from sessions.resets import ResetTokens
 from sessions.store import SessionStore
 from sessions.tokens import TokenCodec
 from sessions.totp import SecretBox
+from sessions.verifications import VerificationTokens
 
 
 @dataclass
@@ -47,6 +56,8 @@ class Runtime:
     password_service: PasswordService
     second_factor: SecondFactorService
     tasks: TaskService
+    verification: EmailVerificationService
+    oidc: OidcService
     redis_circuit: Circuit
     database_circuit: Circuit
     readiness: Readiness
@@ -94,6 +105,19 @@ class Runtime:
             ),
             issuer=settings.mfa_issuer,
         )
+        outbox = Outbox()
+        mailer = Mailer(_smtp_settings(settings), log_instead=settings.app_env != "production")
+        verification = EmailVerificationService(
+            database=database,
+            tokens=VerificationTokens(
+                client,
+                ttl_seconds=settings.email_verification_ttl_seconds,
+                guard=redis_breaker.guard,
+            ),
+            mailer=mailer,
+            outbox=outbox,
+            url=settings.email_verification_url,
+        )
         accounts = AccountService(
             database=database,
             sessions=sessions,
@@ -107,6 +131,8 @@ class Runtime:
                 client, ttl_seconds=settings.device_token_ttl_seconds, guard=redis_breaker.guard
             ),
             factors=factors,
+            verification=verification,
+            require_verified_email=settings.require_verified_email,
         )
         limits = RateLimits(
             client=client,
@@ -120,8 +146,8 @@ class Runtime:
             login_device=settings.login_device_rate_limit,
             password_reset=settings.password_reset_rate_limit,
             mfa=settings.mfa_rate_limit,
+            email_verification=settings.email_verification_rate_limit,
         )
-        outbox = Outbox()
 
         def ping_redis() -> None:
             with redis_breaker.guard():
@@ -152,14 +178,22 @@ class Runtime:
                     ttl_seconds=settings.password_reset_ttl_seconds,
                     guard=redis_breaker.guard,
                 ),
-                mailer=Mailer(
-                    _smtp_settings(settings), log_instead=settings.app_env != "production"
-                ),
+                mailer=mailer,
                 outbox=outbox,
                 reset_url=settings.password_reset_url,
             ),
             second_factor=SecondFactorService(accounts=accounts, factors=factors),
             tasks=TaskService(database=database),
+            verification=verification,
+            oidc=OidcService(
+                database=database,
+                accounts=accounts,
+                flows=OidcFlows(client, guard=redis_breaker.guard),
+                providers=_oidc_providers(settings),
+                public_base_url=settings.public_base_url,
+                return_url=settings.oidc_return_url,
+                require_verified_email=settings.require_verified_email,
+            ),
             redis_circuit=redis_breaker,
             database_circuit=database_breaker,
             readiness=Readiness(
@@ -177,6 +211,41 @@ class Runtime:
         self.outbox.close()
         self.database.dispose()
         self.redis.close()
+
+
+def _oidc_providers(settings: Settings) -> dict[str, OidcProvider]:
+    return {
+        provider.name: OidcProvider(
+            provider,
+            redirect_uri=f"{settings.public_base_url}/oidc/{provider.name}/callback",
+            timeout_seconds=settings.oidc_timeout_seconds,
+            guard=_provider_guard(provider, settings.oidc_timeout_seconds),
+        )
+        for provider in settings.oidc_provider_settings
+    }
+
+
+def _provider_guard(
+    provider: OidcProviderSettings, timeout_seconds: float
+) -> Callable[[], AbstractContextManager[None]]:
+    """A breaker per provider: one that is down or hung costs a request thread its timeout
+    a couple of times, then answers provider_error at once until a trial call, one
+    timeout later, finds it back."""
+
+    def gone(error: BaseException) -> bool:
+        return isinstance(error, requests.ConnectionError | requests.Timeout)
+
+    circuit = Circuit(f"oidc:{provider.name}", counts=gone, reset_timeout=timeout_seconds)
+
+    @contextmanager
+    def guard() -> Iterator[None]:
+        try:
+            with circuit.guard():
+                yield
+        except CircuitOpen:
+            raise ProviderError("circuit open: the provider failed just now") from None
+
+    return guard
 
 
 def _smtp_settings(settings: Settings) -> SmtpSettings:

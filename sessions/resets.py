@@ -73,6 +73,9 @@ class ResetToken:
 
 
 class ResetTokens:
+    # The key of an account's outstanding tokens (sessions.verifications has its own).
+    key = staticmethod(reset_key)
+
     def __init__(
         self,
         redis: Client,
@@ -95,13 +98,13 @@ class ResetTokens:
         now, ttl = self._now_ms(), self.ttl_seconds * 1000
         args: list[str | float] = [hash_secret(token.secret), now + ttl, now, ttl, MAX_OUTSTANDING]
         with self._guard():
-            self._issue(self._redis, [reset_key(user_id)], args)
+            self._issue(self._redis, [self.key(user_id)], args)
         return token
 
     def is_current(self, token: ResetToken) -> bool:
         """Whether the token is outstanding: issued, not spent, not expired."""
         with self._guard():
-            expires = self._redis.zscore(reset_key(token.user_id), hash_secret(token.secret))
+            expires = self._redis.zscore(self.key(token.user_id), hash_secret(token.secret))
         return expires is not None and expires > self._now_ms()
 
     def spend(self, token: ResetToken) -> bool:
@@ -109,13 +112,13 @@ class ResetTokens:
         was not (or is no longer) outstanding."""
         args: list[str | float] = [hash_secret(token.secret), self._now_ms()]
         with self._guard():
-            spent = self._spend(self._redis, [reset_key(token.user_id)], args)
+            spent = self._spend(self._redis, [self.key(token.user_id)], args)
         return bool(spent)
 
     def spend_all(self, user_id: int) -> None:
         """Spend every outstanding token of the account (its password changed)."""
         with self._guard():
-            self._redis.delete(reset_key(user_id))
+            self._redis.delete(self.key(user_id))
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -60,9 +60,9 @@ def start_server(
     """Start a live server with extra environment; stopped at the end of the session."""
     servers: list[LiveServer] = []
 
-    def start(*, workers: int = 1, **env: str) -> LiveServer:
+    def start(*, workers: int = 1, port: int | None = None, **env: str) -> LiveServer:
         log_path = Path(tmp_path_factory.mktemp("server")) / "server.log"
-        server = LiveServer({**base_env, **env}, workers=workers, log_path=log_path)
+        server = LiveServer({**base_env, **env}, workers=workers, log_path=log_path, port=port)
         servers.append(server)
         return server
 

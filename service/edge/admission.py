@@ -109,6 +109,9 @@ class RequestAttempts:
     def password_and_code(self, guess: PasswordAndCode, check: Callable[[], T]) -> T:
         return self._spend("password_and_code", guess, check)
 
+    def verification_mail(self, mail: MailRequest, send: Callable[[], T]) -> T:
+        return self._spend("verification_mail", mail, send)
+
     def _spend(self, limits: str, attempt: object, work: Callable[[], T]) -> T:
         Call.of(self._request).attempt = attempt
         return self._limits.spend(self._request, limits, work)

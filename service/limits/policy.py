@@ -26,6 +26,8 @@ once), budget first:
   checked by one request (a password change, an account deletion, turning the factor off,
   new recovery codes): the rules of `password_guess` and of `code_guess` in one check,
   since a request gets one.
+- `verification_mail`: `EMAIL_VERIFICATION_RATE_LIMIT` per client IP and per address (a
+  verification mail sent again).
 
 The first three are spent when the request is admitted (service.edge.admission). The
 others are keyed by what a service finds (the account, its device), so the service spends
@@ -157,6 +159,7 @@ class RateLimits:
         login_device: str,
         password_reset: str,
         mfa: str,
+        email_verification: str = "5/hour",
     ) -> None:
         self._subject_of = subject_of
         self.limiter = Limiter(
@@ -167,6 +170,7 @@ class RateLimits:
             # The edge renders X-RateLimit-* from what the hits answered (Window).
             headers_enabled=False,
         )
+        verification = parse(email_verification)
         reset = parse(password_reset)
         reset_refusal = RESET_REFUSAL.format(rate=reset)
         budget_rule = Rule("budget", parse(budget), _caller)
@@ -212,6 +216,17 @@ class RateLimits:
                         reset,
                         lambda s: f"email:{_mail(s).email}",
                         refusal=reset_refusal,
+                    ),
+                ),
+                by_service=True,
+            ),
+            LimitSet(
+                "verification_mail",
+                (
+                    budget_rule,
+                    Rule("verification-mail-ip", verification, _client),
+                    Rule(
+                        "verification-mail-email", verification, lambda s: f"email:{_mail(s).email}"
                     ),
                 ),
                 by_service=True,

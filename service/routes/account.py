@@ -22,7 +22,7 @@ router = APIRouter(tags=["account"], route_class=EdgeRoute)
 
 @router.get("/me", response_model=AccountRead, responses=error_responses(401, 404, 429, 503))
 def read_me(caller: Caller, accounts: Accounts) -> Response:
-    """The caller's account, and whether its second factor is on."""
+    """The caller's account: whether its address is verified and its second factor on."""
     return json_response(accounts.me(user_id=caller.user_id), headers=NO_STORE)
 
 

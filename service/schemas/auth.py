@@ -157,15 +157,20 @@ class UserRead(ResponseBody):
 
 
 class AccountRead(UserRead):
-    """The caller's account, and whether its second factor is on."""
+    """The caller's account: whether its address is verified and its second factor on."""
 
     model_config = examples(
         {
             "id": 42,
             "email": "ada@example.com",
             "created_at": EXAMPLE_CREATED_AT,
+            "email_verified": True,
             "mfa_enabled": True,
         }
+    )
+    email_verified: bool = Field(
+        description="A mail to the address proved it reaches the owner (a verification "
+        "link, a reset by mail), or the provider that created the account vouched for it"
     )
     mfa_enabled: bool = Field(description="A TOTP second factor is on: logins ask for a code")
 

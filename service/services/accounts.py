@@ -13,6 +13,7 @@ from service import metrics
 from service.audit import audit, sessions_revoked
 from service.errors import (
     EmailTaken,
+    EmailUnverified,
     InvalidCredentials,
     InvalidRefreshToken,
     NotFound,
@@ -24,6 +25,7 @@ from service.errors import (
 from service.services.attempts import Attempts, CodeGuess, PasswordAndCode, PasswordGuess
 from service.services.factors import NOT_ON, SecondFactors
 from service.services.factors import limited as factor_limited
+from service.services.verification import EmailVerificationService
 from sessions.devices import DeviceTokens
 from sessions.known_clients import KnownClients
 from sessions.passwords import PasswordHasher
@@ -59,6 +61,8 @@ class AccountService:
         devices: DeviceTokens,
         known_clients: KnownClients,
         factors: SecondFactors,
+        verification: EmailVerificationService | None = None,
+        require_verified_email: bool = False,
     ) -> None:
         self.factors = factors
         self._database = database
@@ -67,6 +71,9 @@ class AccountService:
         self._passwords = passwords
         self.devices = devices
         self._known_clients = known_clients
+        # Mails every new account a token that verifies its address.
+        self._verification = verification
+        self._require_verified_email = require_verified_email
 
     def register(self, *, email: str, password: str) -> dict[str, Any]:
         with self._database.session() as db:
@@ -80,6 +87,8 @@ class AccountService:
         except repo.DuplicateEmailError:
             raise EmailTaken() from None
         audit.info("user_registered", user_id=user.id)
+        if self._verification is not None:
+            self._verification.send(user_id=user.id, email=user.email)
         return account_view(user)
 
     def login(
@@ -125,6 +134,11 @@ class AccountService:
             )
             metrics.LOGIN_ATTEMPTS.labels(outcome="failure").inc()
             raise InvalidCredentials()
+        if self._require_verified_email and user.email_verified_at is None:
+            # Only after the right password: anyone else still gets the usual 401.
+            audit.warning("login_failed", reason="email_unverified", user_id=user.id)
+            metrics.LOGIN_ATTEMPTS.labels(outcome="failure").inc()
+            raise EmailUnverified()
         if new_hash is not None:
             with self._database.session() as db:
                 repo.rehash_password(db, user_id=user.id, password_hash=new_hash)
@@ -164,7 +178,9 @@ class AccountService:
         audit.info(
             "session_created", user_id=user.id, session_id=session.id, auth_methods=auth_methods
         )
-        metrics.LOGIN_ATTEMPTS.labels(outcome="success").inc()
+        if "password" in auth_methods:
+            # POST /login's outcomes; a provider's sign-in counts in oidc_logins_total.
+            metrics.LOGIN_ATTEMPTS.labels(outcome="success").inc()
         for evicted in session.evicted:
             sessions_revoked("evicted", user_id=user.id, session_id=evicted)
         pair = self._token_pair(user.id, session.id, jti, int(time.time()), session.refresh)
@@ -201,7 +217,11 @@ class AccountService:
             if user is None:
                 raise NotFound("Account not found")
             enabled = repo.second_factor_enabled(db, user_id=user_id)
-            return {**account_view(user), "mfa_enabled": enabled}
+            return {
+                **account_view(user),
+                "email_verified": user.email_verified_at is not None,
+                "mfa_enabled": enabled,
+            }
 
     def delete(
         self, *, user_id: int, password: str, attempts: Attempts, code: str | None = None

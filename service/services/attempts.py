@@ -38,7 +38,8 @@ class PasswordGuess:
 
 @dataclass(frozen=True, slots=True)
 class MailRequest:
-    """A mail asked for an address (a password reset): its limits are keyed by it."""
+    """A mail asked for an address (a password reset, a verification mail sent again): its
+    limits are keyed by it."""
 
     # The canonical form of the address.
     email: str
@@ -72,3 +73,4 @@ class Attempts(Protocol):
     def code_guess(self, guess: CodeGuess, check: Callable[[], T]) -> T: ...
 
     def password_and_code(self, guess: PasswordAndCode, check: Callable[[], T]) -> T: ...
+    def verification_mail(self, mail: MailRequest, send: Callable[[], T]) -> T: ...

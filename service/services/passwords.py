@@ -100,6 +100,9 @@ class PasswordService:
         version = self._store_password(parsed.user_id, password_hash)
         if version is None:
             raise InvalidResetToken()
+        # The token came by mail to the account's address: that proves the address too.
+        with self._database.session() as db:
+            repo.mark_email_verified(db, user_id=parsed.user_id)
         revoked = self._sessions.revoke_all(user_id=parsed.user_id, credentials_version=version)
         audit.info("password_reset", user_id=parsed.user_id)
         sessions_revoked("password_reset", user_id=parsed.user_id, count=revoked)

@@ -148,3 +148,48 @@ def test_0005_adds_the_second_factor_tables_and_its_downgrade_removes_them(
         assert {"users", "tasks"} <= set(inspector.get_table_names())
     finally:
         engine.dispose()
+
+
+def test_identities_and_verified_emails_migrate_up_and_back(empty_database: str) -> None:
+    migrate(empty_database, "upgrade", "head")
+    engine = create_engine(empty_database)
+    try:
+        inspector = inspect(engine)
+        unique = {
+            c["name"]: c["column_names"] for c in inspector.get_unique_constraints("identities")
+        }
+        assert unique == {
+            "uq_identities_provider_subject": ["provider", "subject"],
+            "uq_identities_user_provider": ["user_id", "provider"],
+        }
+        columns = {c["name"]: c for c in inspector.get_columns("users")}
+        assert columns["password_hash"]["nullable"] and columns["email_verified_at"]["nullable"]
+        with engine.begin() as connection:
+            # An account made by a provider: no password, its address vouched for.
+            user_id = connection.execute(
+                text(
+                    "INSERT INTO users (email, email_canonical, password_hash, email_verified_at)"
+                    " VALUES ('oidc@example.com', 'oidc@example.com', NULL, now()) RETURNING id"
+                )
+            ).scalar_one()
+            connection.execute(
+                text("INSERT INTO identities (provider, subject, user_id) VALUES ('idp', 's', :u)"),
+                {"u": user_id},
+            )
+
+        # Back to the revision before: the account stays, with a password nobody knows.
+        migrate(empty_database, "downgrade", "-1")
+        inspector = inspect(engine)
+        assert "identities" not in inspector.get_table_names()
+        columns = {c["name"]: c for c in inspector.get_columns("users")}
+        assert "email_verified_at" not in columns and not columns["password_hash"]["nullable"]
+        with engine.connect() as connection:
+            stored = connection.execute(
+                text("SELECT password_hash FROM users WHERE id = :u"), {"u": user_id}
+            ).scalar_one()
+        assert stored.startswith("$argon2id$")
+
+        migrate(empty_database, "upgrade", "head")
+        assert "identities" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

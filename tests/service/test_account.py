@@ -29,7 +29,7 @@ def test_me_is_the_callers_account(api: Api) -> None:
     response = api.get("/me", headers=tokens.headers)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"id", "email", "created_at", "mfa_enabled"}
+    assert set(body) == {"id", "email", "created_at", "email_verified", "mfa_enabled"}
     assert body["email"] == email
     assert body["mfa_enabled"] is False
     assert response.headers["cache-control"] == "no-store"

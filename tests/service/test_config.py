@@ -184,3 +184,71 @@ def test_a_bad_setting_stops_uvicorn_with_one_line_naming_it(
     assert line.startswith("error: invalid settings:") and words in line, line
     assert len(result.stderr.splitlines()) <= 2, result.stderr
     assert "pw@" not in result.stderr  # the URL's password, never shown
+
+
+def test_the_verification_link_needs_a_token_slot() -> None:
+    with pytest.raises(ValidationError, match="EMAIL_VERIFICATION_URL must contain"):
+        Settings(email_verification_url="https://app.example.com/verify")
+    url = "https://app.example.com/verify?token={token}"
+    assert Settings(email_verification_url=url).email_verification_url == url
+
+
+CORP = {
+    "OIDC_CORP_ISSUER": "https://login.example.com/",
+    "OIDC_CORP_CLIENT_ID": "tasks",
+    "OIDC_CORP_CLIENT_SECRET": "a-secret-value",
+}
+
+
+def test_a_provider_is_read_from_its_own_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in CORP.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(
+        oidc_providers="corp",
+        public_base_url="https://api.example.com/",
+        oidc_return_url="https://app.example.com/signed-in",
+    )
+    (corp,) = settings.oidc_provider_settings
+    assert (corp.name, corp.issuer, corp.client_id) == (
+        "corp",
+        "https://login.example.com",
+        "tasks",
+    )
+    assert corp.client_secret.get_secret_value() == "a-secret-value"
+    assert corp.scopes == "openid email profile"
+    assert settings.public_base_url == "https://api.example.com"
+
+
+@pytest.mark.parametrize(
+    ("missing", "problem"),
+    [
+        ("OIDC_CORP_CLIENT_SECRET", "OIDC_CORP_CLIENT_SECRET must be set"),
+        ("OIDC_CORP_ISSUER", "OIDC_CORP_ISSUER must be"),
+        ("PUBLIC_BASE_URL", "PUBLIC_BASE_URL must be set"),
+    ],
+)
+def test_an_incomplete_provider_stops_the_start_naming_the_variable(
+    missing: str, problem: str
+) -> None:
+    variables = {k: v for k, v in CORP.items() if k != missing}
+    settings: dict[str, str] = {
+        "public_base_url": "https://api.example.com",
+        "oidc_return_url": "https://app.example.com/",
+    }
+    settings.pop(missing.lower(), None)
+    with pytest.raises(ValidationError, match=problem) as refused:
+        Settings(oidc_providers="corp", oidc_provider_variables=variables, **settings)  # type: ignore[arg-type]
+    assert "a-secret-value" not in str(refused.value)
+
+
+def test_production_wants_an_https_issuer() -> None:
+    variables = {**CORP, "OIDC_CORP_ISSUER": "http://login.example.com"}
+    with pytest.raises(ValidationError, match="https:// URL in production"):
+        Settings(
+            app_env="production",
+            jwt_secret=STRONG_SECRET,
+            oidc_providers="corp",
+            oidc_provider_variables=variables,
+            public_base_url="https://api.example.com",
+            oidc_return_url="https://app.example.com/",
+        )

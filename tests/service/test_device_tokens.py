@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from service.services.passwords import RESET_SUBJECT
 from sessions.devices import DeviceTokens
 from tests.support.api import PASSWORD, Api
 from tests.support.live_server import TEST_JWT_SECRET, LiveServer, StartServer
@@ -206,7 +207,7 @@ def test_a_password_reset_lifts_the_lockout(guarded: LiveServer, smtp: SmtpServe
     _lock(guarded, email, first_ip=780)
     assert Client(guarded, "127.0.3.9").login(email) == 429
     assert api.post("/password/forgot", json={"email": email}).status_code == 202
-    match = TOKEN.search(smtp.wait_for(email)[0].get_content())
+    match = TOKEN.search(smtp.wait_for(email, subject=RESET_SUBJECT)[0].get_content())
     assert match
     new_password = "a fresh start of a passphrase"
     reset = api.post("/password/reset", json={"token": match[1], "new_password": new_password})
@@ -230,7 +231,7 @@ def test_a_device_locked_by_failed_logins_is_free_after_a_reset(
     assert statuses == [401] * DEVICE_LIMIT + [429]
     assert Client(guarded, "127.0.6.20").login(email, device=device) == 429
     assert api.post("/password/forgot", json={"email": email}).status_code == 202
-    match = TOKEN.search(smtp.wait_for(email)[0].get_content())
+    match = TOKEN.search(smtp.wait_for(email, subject=RESET_SUBJECT)[0].get_content())
     assert match
     new_password = "a fresh start for the device"
     reset = api.post("/password/reset", json={"token": match[1], "new_password": new_password})

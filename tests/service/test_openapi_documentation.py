@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from service.schemas import auth, common, health, mfa, sessions, tasks
+from service.schemas import auth, common, health, identities, mfa, sessions, tasks
 from tests.support.api import PASSWORD, Api, unique_email
 from tests.support.live_server import LiveServer
 
@@ -121,7 +121,7 @@ def test_fields_always_sent_are_required(document: dict[str, Any]) -> None:
 
 MODELS = [
     model
-    for module in (auth, common, health, mfa, sessions, tasks)
+    for module in (auth, common, health, identities, mfa, sessions, tasks)
     for _, model in inspect.getmembers(module, inspect.isclass)
     if issubclass(model, BaseModel) and model.__module__ == module.__name__
 ]

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from cryptography.fernet import Fernet
 
+from service.services.passwords import RESET_SUBJECT
 from tests.support.api import PASSWORD, Api, unique_email
 from tests.support.live_server import LiveServer, StartServer
 from tests.support.smtp_server import SmtpServer
@@ -70,7 +71,7 @@ def test_a_reset_by_email_ends_every_session(mailing: LiveServer, smtp: SmtpServ
     email = api.register()
     first, second = api.login(email), api.login(email)
     assert _forgot(api, email) == 202
-    (message,) = smtp.wait_for(email)
+    (message,) = smtp.wait_for(email, subject=RESET_SUBJECT)
     assert message["Subject"] == "Reset your password"
     assert message["From"] == "Tasks <no-reply@example.com>"
     token = _token_of(message)
@@ -97,16 +98,18 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(
     unknown, known = unique_email("nobody"), api.register()
     assert _forgot(api, unknown) == 202
     assert _forgot(api, known) == 202
-    smtp.wait_for(known)  # mail goes out in order: the unknown one was handled first
+    smtp.wait_for(
+        known, subject=RESET_SUBJECT
+    )  # mail goes out in order: the unknown one was handled first
     assert smtp.messages_to(unknown) == []
     assert '"known_account":false' in mailing.logs()
 
 
 def _two_mails(api: Api, smtp: SmtpServer, email: str) -> tuple[str, str]:
     assert _forgot(api, email) == 202
-    older = _token_of(smtp.wait_for(email)[0])
+    older = _token_of(smtp.wait_for(email, subject=RESET_SUBJECT)[0])
     assert _forgot(api, email) == 202
-    newer = _token_of(smtp.wait_for(email, count=2)[1])
+    newer = _token_of(smtp.wait_for(email, count=2, subject=RESET_SUBJECT)[1])
     assert older != newer
     return older, newer
 
@@ -147,7 +150,7 @@ def test_a_reset_link_dies_with_a_password_change(mailing: LiveServer, smtp: Smt
     assert api.login(email, NEW_PASSWORD).access_token
     # A mail asked for after the change works as usual.
     assert _forgot(api, email) == 202
-    assert _reset(api, _token_of(smtp.wait_for(email, count=3)[2])) == 200
+    assert _reset(api, _token_of(smtp.wait_for(email, count=3, subject=RESET_SUBJECT)[2])) == 200
 
 
 def test_a_mail_triggered_by_someone_else_does_not_void_the_owners(
@@ -156,11 +159,11 @@ def test_a_mail_triggered_by_someone_else_does_not_void_the_owners(
     api = Api(mailing.url)
     email = api.register()
     assert _forgot(api, email) == 202
-    owners = _token_of(smtp.wait_for(email)[0])
+    owners = _token_of(smtp.wait_for(email, subject=RESET_SUBJECT)[0])
     # Someone else asks for mails for the address, again and again.
     for n in range(3):
         assert _forgot(Api(mailing.url), email) == 202
-        smtp.wait_for(email, count=2 + n)
+        smtp.wait_for(email, count=2 + n, subject=RESET_SUBJECT)
     assert _reset(api, owners) == 200
 
 
@@ -170,7 +173,7 @@ def test_a_token_of_another_account_does_not_reset_this_one(
     api = Api(mailing.url)
     mine, theirs = api.register(), api.register()
     assert _forgot(api, theirs) == 202
-    token = _token_of(smtp.wait_for(theirs)[0])
+    token = _token_of(smtp.wait_for(theirs, subject=RESET_SUBJECT)[0])
     my_id = api.get("/me", headers=api.login(mine).headers).json()["id"]
     forged = f"{my_id}.{token.split('.')[1]}"
     assert _reset(api, forged) == 400
@@ -215,7 +218,7 @@ def test_an_expired_token_changes_nothing(start_server: StartServer, smtp: SmtpS
     api = Api(start_server(**_mail_env(smtp, PASSWORD_RESET_TTL_SECONDS="1")).url)
     email = api.register()
     assert _forgot(api, email) == 202
-    token = _token_of(smtp.wait_for(email)[0])
+    token = _token_of(smtp.wait_for(email, subject=RESET_SUBJECT)[0])
     time.sleep(1.5)
     assert _reset(api, token) == 400
     assert api.login(email).access_token  # the old password still works
@@ -237,7 +240,7 @@ def test_a_known_address_is_answered_no_slower(mailing: LiveServer, smtp: SmtpSe
     unknown_time = statistics.median(u for _, u in samples)
     # The answer is given before the account is even looked up; sending takes far longer.
     assert known_time < unknown_time * 1.5 + 0.005, (known_time, unknown_time)
-    smtp.wait_for(known, count=15)
+    smtp.wait_for(known, count=15, subject=RESET_SUBJECT)
 
 
 def _forgot_from(ip: str, url: str, email: str) -> int:
@@ -265,15 +268,29 @@ def test_requests_are_limited_per_address_and_per_client(
     assert statuses == [202, 202, 429]
 
 
+def _mail_lines(server: LiveServer, event: str) -> list[str]:
+    """The log lines of `event` about the reset mail (registration mails a verification
+    too), once there is one."""
+
+    def found() -> list[str]:
+        return [
+            line
+            for line in server.logs().splitlines()
+            if f'"{event}"' in line and '"purpose":"password_reset"' in line
+        ]
+
+    deadline = time.monotonic() + 10
+    while not found() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found()
+
+
 def test_without_smtp_development_logs_the_message(start_server: StartServer) -> None:
     server = start_server(APP_ENV="development")
     api = Api(server.url)
     email = api.register()
     assert _forgot(api, email) == 202
-    deadline = time.monotonic() + 10
-    while '"mail_not_sent"' not in server.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (line,) = [line for line in server.logs().splitlines() if '"mail_not_sent"' in line]
+    (line,) = _mail_lines(server, "mail_not_sent")
     assert email in line and TOKEN.search(json.loads(line)["body"])
 
 
@@ -284,10 +301,7 @@ def test_without_smtp_production_logs_an_error_and_never_the_token(
     api = Api(server.url)
     email = api.register()
     assert _forgot(api, email) == 202
-    deadline = time.monotonic() + 10
-    while '"mail_not_configured"' not in server.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (line,) = [line for line in server.logs().splitlines() if '"mail_not_configured"' in line]
+    (line,) = _mail_lines(server, "mail_not_configured")
     assert '"level":"error"' in line
     assert "password-reset" not in server.logs() and "body" not in line
 
@@ -299,7 +313,7 @@ def test_a_failed_send_is_retried_and_logged_without_the_token(
     email = api.register()
     smtp.inbox.refuse = 1
     assert _forgot(api, email) == 202
-    token = _token_of(smtp.wait_for(email)[0])
+    token = _token_of(smtp.wait_for(email, subject=RESET_SUBJECT)[0])
     logs = mailing.logs()
     assert '"mail_send_failed"' in logs and '"attempt":1' in logs
     assert token not in logs
@@ -312,7 +326,7 @@ def test_a_reset_refuses_a_password_with_the_accounts_email_and_spends_nothing(
     api = Api(mailing.url)
     email = api.register()
     assert _forgot(api, email) == 202
-    token = _token_of(smtp.wait_for(email)[0])
+    token = _token_of(smtp.wait_for(email, subject=RESET_SUBJECT)[0])
     local = email.split("@")[0]
     response = api.post(
         "/password/reset", json={"token": token, "new_password": f"{local.upper()} again"}

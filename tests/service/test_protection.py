@@ -20,6 +20,13 @@ PUBLIC = {
     ("POST", "/refresh"),
     ("POST", "/password/forgot"),
     ("POST", "/password/reset"),
+    ("POST", "/email/verify"),
+    ("POST", "/email/verify/resend"),
+    # Signing in with a provider: the browser has no session yet.
+    ("GET", "/oidc/providers"),
+    ("GET", "/oidc/{name}/authorize"),
+    ("GET", "/oidc/{name}/callback"),
+    ("POST", "/oidc/token"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
     ("GET", "/metrics"),  # its own token (METRICS_TOKEN), not a session

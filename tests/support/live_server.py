@@ -23,8 +23,12 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, env: dict[str, str], *, workers: int = 1, log_path: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, env: dict[str, str], *, workers: int = 1, log_path: Path, port: int | None = None
+    ) -> None:
+        # A port chosen beforehand, when the environment must name the server's own URL
+        # (PUBLIC_BASE_URL, registered at an OpenID Provider before the server starts).
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (kept open for the server's life)

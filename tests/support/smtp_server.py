@@ -40,13 +40,20 @@ class SmtpServer:
     def stop(self) -> None:
         self._controller.stop()
 
-    def messages_to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.inbox.messages if m["To"] == address]
+    def messages_to(self, address: str, *, subject: str | None = None) -> list[EmailMessage]:
+        """The messages to `address` (with that subject, if given), in order of arrival."""
+        return [
+            m
+            for m in self.inbox.messages
+            if m["To"] == address and (subject is None or m["Subject"] == subject)
+        ]
 
-    def wait_for(self, address: str, count: int = 1, timeout: float = 15) -> list[EmailMessage]:
+    def wait_for(
+        self, address: str, count: int = 1, timeout: float = 15, *, subject: str | None = None
+    ) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(found := self.messages_to(address)) >= count:
+            if len(found := self.messages_to(address, subject=subject)) >= count:
                 return found
             time.sleep(0.05)
         raise AssertionError(f"no {count} message(s) to {address} within {timeout} s")

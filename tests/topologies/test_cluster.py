@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
+from service.services.passwords import RESET_SUBJECT
 from sessions import keys
 from sessions.resets import reset_key
 from tests.support.api import PASSWORD, Api, unique_email
@@ -113,7 +114,7 @@ def test_a_password_reset_works_across_the_shards(service: LiveServer, smtp: Smt
     email = api.register()
     tokens = api.login(email)
     assert api.post("/password/forgot", json={"email": email}).status_code == 202
-    [message] = smtp.wait_for(email)
+    [message] = smtp.wait_for(email, subject=RESET_SUBJECT)
     match = TOKEN.search(message.get_content())
     assert match
     reset = api.post(

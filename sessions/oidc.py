@@ -1,0 +1,104 @@
+"""Sign-in with an OpenID Connect provider: what Redis keeps between its steps, each taken
+once (GETDEL: a replayed callback or login code finds nothing).
+
+- `oidc-state:<sha256(state)>`: a pending authorization, from the redirect to the provider
+  to its callback (10 minutes): the provider's name, the hash of the nonce the ID token must
+  carry, the PKCE verifier, the hash of the browser's binding (sign-in) or the user who
+  links (linking). The state itself is never stored: only its hash names the key.
+- `oidc-login:{u:<uid>}:<sha256(secret)>`: a login code `<uid>.<secret>` (256 random bits,
+  60 seconds), what the browser brings back to the front end instead of any token; it names
+  the provider it came through. Under the user's hash tag, like every key of a user.
+"""
+
+import json
+import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+
+from sessions.keys import user_tag
+from sessions.redis_client import Client
+from sessions.refresh import hash_secret
+from sessions.resets import ResetToken
+
+STATE_TTL_SECONDS = 600
+LOGIN_CODE_TTL_SECONDS = 60
+# What a callback may bring as a state: longer than any state issued is unknown anyway.
+MAX_STATE_LENGTH = 256
+
+
+def state_key(state: str) -> str:
+    return f"oidc-state:{hash_secret(state)}"
+
+
+def login_code_key(user_id: int, secret: str) -> str:
+    return f"oidc-login:{user_tag(user_id)}:{hash_secret(secret)}"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAuthorization:
+    provider: str
+    nonce_hash: str
+    code_verifier: str
+    # Sign-in: the hash of the binding cookie of the browser that started it.
+    browser_hash: str | None = None
+    # Linking: the account the identity is to be linked to.
+    link_user_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginCode:
+    user_id: int
+    provider: str
+
+
+class OidcFlows:
+    def __init__(
+        self,
+        redis: Client,
+        *,
+        guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+        state_ttl_seconds: int = STATE_TTL_SECONDS,
+        login_code_ttl_seconds: int = LOGIN_CODE_TTL_SECONDS,
+    ) -> None:
+        self._redis = redis
+        # Around every call to Redis (the service's circuit breaker).
+        self._guard = guard
+        self._state_ttl = state_ttl_seconds
+        self._code_ttl = login_code_ttl_seconds
+
+    def begin(self, pending: PendingAuthorization) -> str:
+        """A new state for `pending`: kept for 10 minutes, or until its callback."""
+        state = secrets.token_urlsafe(32)
+        with self._guard():
+            self._redis.set(state_key(state), json.dumps(asdict(pending)), ex=self._state_ttl)
+        return state
+
+    def take(self, state: str) -> PendingAuthorization | None:
+        """The authorization `state` was made for, once; None when unknown, spent or
+        expired."""
+        if not state or len(state) > MAX_STATE_LENGTH:
+            return None
+        with self._guard():
+            stored = self._redis.getdel(state_key(state))
+        if stored is None:
+            return None
+        return PendingAuthorization(**json.loads(stored))
+
+    def issue_login_code(self, *, user_id: int, provider: str) -> str:
+        code = ResetToken(user_id, secrets.token_urlsafe(32))
+        value = json.dumps({"provider": provider})
+        with self._guard():
+            self._redis.set(login_code_key(user_id, code.secret), value, ex=self._code_ttl)
+        return str(code)
+
+    def redeem_login_code(self, code: str) -> LoginCode | None:
+        """Spend the code; None when it is malformed, unknown, spent or expired."""
+        parsed = ResetToken.parse(code)
+        if parsed is None:
+            return None
+        with self._guard():
+            stored = self._redis.getdel(login_code_key(parsed.user_id, parsed.secret))
+        if stored is None:
+            return None
+        return LoginCode(parsed.user_id, json.loads(stored)["provider"])
