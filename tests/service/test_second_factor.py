@@ -12,6 +12,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from service.services.passwords import RESET_SUBJECT
 from tests.support.api import PASSWORD, Api, Tokens
 from tests.support.live_server import LiveServer, StartServer
 from tests.support.second_factor import enrol, enrolled, first_half, login_with
@@ -316,7 +317,7 @@ def test_new_recovery_codes_end_the_old_ones(api: Api) -> None:
 
 def _reset_password(api: Api, smtp: SmtpServer, email: str, new_password: str) -> None:
     assert api.post("/password/forgot", json={"email": email}).status_code == 202
-    match = RESET_TOKEN.search(smtp.wait_for(email)[0].get_content())
+    match = RESET_TOKEN.search(smtp.wait_for(email, subject=RESET_SUBJECT)[0].get_content())
     assert match
     reset = api.post("/password/reset", json={"token": match[1], "new_password": new_password})
     assert reset.status_code == 200, reset.text
