@@ -25,9 +25,11 @@ MAX_FAILURES = 5
 MAX_TOKEN_LENGTH = 256
 _TOKEN = re.compile(r"[1-9][0-9]{0,18}\.[A-Za-z0-9_-]{43}", re.ASCII)
 
-# KEYS: the token's key. ARGV: the TTL, the credentials version, the device ("" if none).
+# KEYS: the token's key. ARGV: the TTL, the credentials version, the device ("" if none),
+# how the first half proved the account ("password", "oidc:<name>").
 _ISSUE = """
-redis.call('HSET', KEYS[1], 'credentials_version', ARGV[2], 'device', ARGV[3], 'failures', 0)
+redis.call('HSET', KEYS[1], 'credentials_version', ARGV[2], 'device', ARGV[3], 'failures', 0,
+  'first', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
@@ -67,11 +69,13 @@ class MfaToken:
 
 @dataclass(frozen=True, slots=True)
 class PendingLogin:
-    """What the first half of the login found: the account as it checked it, the device."""
+    """What the first half of the login found: the account as it checked it, the device,
+    and how it was proved (the session's first auth method)."""
 
     token: MfaToken
     credentials_version: int
     device: str | None
+    first_method: str = "password"
 
 
 class MfaTokens:
@@ -88,9 +92,18 @@ class MfaTokens:
         self._issue = LuaScript(_ISSUE)
         self._fail = LuaScript(_FAIL)
 
-    def issue(self, *, user_id: int, credentials_version: int, device: str | None) -> MfaToken:
+    def issue(
+        self,
+        *,
+        user_id: int,
+        credentials_version: int,
+        device: str | None,
+        first_method: str = "password",
+    ) -> MfaToken:
         token = MfaToken(user_id, secrets.token_urlsafe(32))
-        args: list[str | float] = [self.ttl_seconds, credentials_version, device or ""]
+        args: list[str | float] = [
+            self.ttl_seconds, credentials_version, device or "", first_method,
+        ]  # fmt: skip
         with self._guard():
             self._issue(self._redis, [token.key], args)
         return token
@@ -107,7 +120,8 @@ class MfaTokens:
             return None
         version = int(fields[b"credentials_version"])
         device = fields[b"device"].decode() or None
-        return PendingLogin(token, version, device)
+        first = fields.get(b"first", b"password").decode()
+        return PendingLogin(token, version, device, first)
 
     def fail(self, pending: PendingLogin) -> None:
         """A wrong code against it: the last one allowed deletes it."""

@@ -20,6 +20,7 @@ from service.schemas.identities import (
     LoginCodeExchange,
     ProviderList,
 )
+from service.schemas.mfa import MfaRequired
 from service.services.oidc import Callback
 
 router = APIRouter(tags=["oidc"], route_class=EdgeRoute)
@@ -136,13 +137,22 @@ def oidc_callback(
 @router.post(
     "/oidc/token",
     response_model=LoginTokens,
-    responses=error_responses(400, 413, 415, 422, 429, 503),
+    responses={
+        **error_responses(400, 413, 415, 422, 429, 503),
+        403: {
+            "model": MfaRequired,
+            "description": "The account has a second factor: the provider's sign-in is the "
+            "first half; no session yet; send a code with the mfa_token to /login/mfa",
+        },
+    },
 )
 @declare(public=True)
 def oidc_token(body: LoginCodeExchange, request: ApiRequest, oidc: Oidc) -> Response:
     """Trade the `login_code` from OIDC_RETURN_URL for a session: the same tokens as
     /login. The session is an ordinary one: logout, "log out everywhere", ending it, a
-    password reset all end it. An unknown, spent or expired code is one 400."""
+    password reset all end it. An unknown, spent or expired code is one 400. When the
+    account has a second factor, the answer is /login's 403 `mfa_required`: the code
+    comes next, at /login/mfa."""
     tokens = oidc.exchange(login_code=body.login_code, client=request.client_info)
     return json_response(tokens, headers=NO_STORE)
 

@@ -55,13 +55,18 @@ class SecondFactors:
         with self._database.session() as db:
             return repo.second_factor_enabled(db, user_id=user_id)
 
-    def challenge(self, user: User, *, device: str | None) -> SecondFactorRequired:
-        """The login's first half passed (the password): a token for the second, and the
-        403 that carries it. No session exists yet."""
+    def challenge(
+        self, user: User, *, device: str | None, first_method: str = "password"
+    ) -> SecondFactorRequired:
+        """The login's first half passed (the password, or a provider's sign-in): a token
+        for the second, and the 403 that carries it. No session exists yet."""
         token = self.tokens.issue(
-            user_id=user.id, credentials_version=user.credentials_version, device=device
+            user_id=user.id,
+            credentials_version=user.credentials_version,
+            device=device,
+            first_method=first_method,
         )
-        audit.info("mfa_required", user_id=user.id)
+        audit.info("mfa_required", user_id=user.id, first_method=first_method)
         return SecondFactorRequired(mfa_token=str(token), expires_in=self.tokens.ttl_seconds)
 
     def check(self, *, user_id: int, code: str | None, action: str) -> Method | None:

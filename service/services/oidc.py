@@ -202,9 +202,12 @@ class OidcService:
             user = repo.get_user(db, user_id=code.user_id)
         if user is None:
             raise InvalidLoginCode()
-        return self._accounts.start_session(
-            user, client=client, auth_methods=(f"oidc:{code.provider}",)
-        )
+        method = f"oidc:{code.provider}"
+        if self._accounts.factors.enabled(user.id):
+            # The account's owner turned the second factor on: a provider's word is the
+            # first half, as a password is; no session until the code (/login/mfa).
+            raise self._accounts.factors.challenge(user, device=None, first_method=method)
+        return self._accounts.start_session(user, client=client, auth_methods=(method,))
 
     def identities(self, *, user_id: int) -> dict[str, Any]:
         with self._database.session() as db:

@@ -107,5 +107,5 @@ class SecondFactorService:
             raise InvalidSecondFactor()
         user, method = proved
         return self._accounts.start_session(
-            user, client=client, auth_methods=("password", method), device=pending.device
+            user, client=client, auth_methods=(pending.first_method, method), device=pending.device
         )

@@ -14,6 +14,7 @@ from tests.support.api import PASSWORD, Api, Tokens
 from tests.support.live_server import StartServer
 from tests.support.oidc_browser import query
 from tests.support.oidc_service import RETURN_URL, Site, account, start_site
+from tests.support.second_factor import enrolled
 
 NEW = account("new")
 AGAIN = account("again")
@@ -28,9 +29,10 @@ OWNER = account("owner")
 INTRUDER = account("intruder")
 REVOKER = account("revoker")
 HOSTILE = account("hostile")
+GUARDED = account("guarded")
 ACCOUNTS = [
     NEW, AGAIN, UNVERIFIED, TAKEN, DENIER, STATEFUL, CODES, LINKER, LINKER_ELSEWHERE, OWNER,
-    INTRUDER, REVOKER, HOSTILE,
+    INTRUDER, REVOKER, HOSTILE, GUARDED,
 ]  # fmt: skip
 LOGIN_BODY = {"access_token", "refresh_token", "token_type", "expires_in", "device_token"}
 UNKNOWN_CODE = {"detail": "The login code is unknown, used or expired"}
@@ -291,3 +293,21 @@ def test_the_session_of_an_account_made_by_a_provider_can_set_a_password_by_mail
         headers=tokens.headers,
     )
     assert change.status_code == 403
+
+
+def test_a_provider_s_sign_in_still_asks_for_the_second_factor(site: Site) -> None:
+    api = site.api
+    owner = enrolled(api, GUARDED.email)
+    assert site.link("corp", GUARDED, owner.tokens) == {"linked": "corp"}
+    landed = site.sign_in("corp", GUARDED)
+    answer = site.exchange(landed["login_code"])
+    # The provider's word is the first half, as a password would be: no session yet.
+    assert answer.status_code == 403, answer.text
+    body = answer.json()
+    assert body["code"] == "mfa_required" and set(body["methods"]) == {"totp", "recovery_code"}
+    done = api.post("/login/mfa", json={"mfa_token": body["mfa_token"], "code": owner.app.code()})
+    assert done.status_code == 200, done.text
+    tokens = Tokens(done.json()["access_token"], done.json()["refresh_token"])
+    sessions = api.get("/sessions", headers=tokens.headers).json()["items"]
+    [current] = [item for item in sessions if item["current"]]
+    assert current["auth_methods"] == ["oidc:corp", "totp"]
