@@ -225,6 +225,29 @@ def test_postgresql_outage_answers_503_and_recovers_without_restart(
     assert_no_server_errors(server_on_own_database)
 
 
+def test_logins_answered_503_count_as_no_guesses(
+    start_server: StartServer, own_database: str
+) -> None:
+    server = start_server(
+        DATABASE_URL=own_database, LOGIN_RATE_LIMIT="3/minute", LOGIN_ACCOUNT_RATE_LIMIT="3/hour"
+    )
+    try:
+        api = Api(server.url)
+        email = api.register()
+        with refusing_connections(own_database):
+            for _ in range(5):  # more than either limit lets through
+                login = api.post("/login", json={"email": email, "password": PASSWORD})
+                assert_unavailable(login, "Database unavailable")
+        # Nothing was checked, so nothing was counted: the owner is let in at once.
+        login = eventually(
+            lambda: api.post("/login", json={"email": email, "password": PASSWORD}), 200
+        )
+        assert login.status_code == 200, login.text
+        assert login.headers["x-ratelimit-remaining"] == "2"
+    finally:
+        server.stop()
+
+
 # Revocation racing live traffic
 
 
