@@ -7,10 +7,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 
-from service import metrics
+from service import docs_pages, metrics
 from service.config import EXAMPLE_JWT_WARNING, Settings, get_settings, settings_problems
 from service.edge import errors, middleware, openapi
 from service.edge.route import EdgeRoute
@@ -29,7 +28,6 @@ JSON, errors included, and carries `X-Request-ID`. Rate limits answer 429 with
 `Retry-After`; an unavailable PostgreSQL or Redis answers 503 with `Retry-After`, never a
 pass.
 """
-DOCS_ASSETS = "/docs/assets"
 
 
 def operation_id(route: APIRoute) -> str:
@@ -65,17 +63,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The first line the server logs (uvicorn builds the app before it says anything),
         # and /health/ready says it too.
         log.error("example_jwt_secret", detail=EXAMPLE_JWT_WARNING)
-    # Swagger UI (/docs) and ReDoc (/redoc) with their scripts and styles served from
-    # DOCS_ASSETS, not a CDN: the pages work offline and load nothing from another host.
-    app = FastAPIOffline(
+    app = FastAPI(
         title="Tasks service",
         version="1.0.0",
         summary="Accounts, revocable server-side sessions and per-user tasks.",
         description=API_DESCRIPTION,
         lifespan=_lifespan(settings),
         responses=openapi.INTERNAL_ERROR,
-        static_url=DOCS_ASSETS,
         generate_unique_id_function=operation_id,
+        # Served by docs_pages, after the API's routes.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         # Starlette's redirect would build its URL from the Host header: a path with a
         # trailing slash is a JSON 404 instead.
         redirect_slashes=False,
@@ -99,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Liveness, readiness and metrics: answered on the event loop, outside the budget.
     app.include_router(health.router)
     openapi.install(app)
+    docs_pages.install(app)
     return app
 
 
