@@ -2,33 +2,25 @@
 that share one user's hash tag (sessions.keys). Session hashes named inside a script are
 built from the key prefix passed in ARGV; they share that tag too."""
 
-# A Lua function, not a script: `live_session(key, jti, now, idle, interval)` is 1 when the
-# session hash at `key` is live and holds this jti, else 0 (an expired one is deleted). It
-# refreshes last-seen (and with it the idle TTL) at most once per interval, so most
-# requests only read. AUTHENTICATE runs it alone; the rate-limit storage runs it before
-# counting a request against its user's budget (service/limits/storage.py).
-LIVE_SESSION_FUNCTION = """
-local function live_session(key, jti, now, idle, interval)
-  local v = redis.call('HMGET', key, 'jti', 'last_seen_at', 'expires_at')
-  if not v[1] or v[1] ~= jti then return 0 end
-  local t, idle_s = tonumber(now), tonumber(idle)
-  local last, abs_end = tonumber(v[2]), tonumber(v[3])
-  if t >= abs_end or t >= last + idle_s then
-    redis.call('DEL', key)
-    return 0
-  end
-  if t - last >= tonumber(interval) then
-    redis.call('HSET', key, 'last_seen_at', now)
-    redis.call('PEXPIRE', key, math.ceil((math.min(abs_end, t + idle_s) - t) * 1000))
-  end
-  return 1
-end
-"""
-
 # KEYS: session. ARGV: jti, now, idle timeout, last-seen write interval.
-AUTHENTICATE = (
-    LIVE_SESSION_FUNCTION + "return live_session(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
-)
+# 1 when the session is live and holds this jti, else 0 (an expired one is deleted). It
+# refreshes last-seen (and with it the idle TTL) at most once per interval, so most
+# requests only read.
+AUTHENTICATE = """
+local v = redis.call('HMGET', KEYS[1], 'jti', 'last_seen_at', 'expires_at')
+if not v[1] or v[1] ~= ARGV[1] then return 0 end
+local t, idle_s, interval = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local last, abs_end = tonumber(v[2]), tonumber(v[3])
+if t >= abs_end or t >= last + idle_s then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+if t - last >= interval then
+  redis.call('HSET', KEYS[1], 'last_seen_at', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], math.ceil((math.min(abs_end, t + idle_s) - t) * 1000))
+end
+return 1
+"""
 
 # KEYS: session, spent set, user index.
 # ARGV: presented hash, new jti, new hash, now, idle timeout, session id, grace seconds,

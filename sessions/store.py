@@ -189,22 +189,14 @@ class SessionStore:
 
     def authenticate(self, *, user_id: int, session_id: str, jti: str) -> bool:
         """True when the session is live and its current access token is `jti`."""
-        key, args = self.session_check(user_id=user_id, session_id=session_id, jti=jti)
-        with self._guard():
-            return bool(self._authenticate(keys=[key], args=args) == 1)
-
-    def session_check(
-        self, *, user_id: int, session_id: str, jti: str
-    ) -> tuple[str, list[str | float]]:
-        """The key and arguments of `scripts.LIVE_SESSION_FUNCTION` for this check, for a
-        script that runs it together with other work (the rate-limit storage does)."""
         args: list[str | float] = [
             jti,
             self._clock(),
             self.idle_timeout_seconds,
             self.touch_interval_seconds,
         ]
-        return session_key(user_id, session_id), args
+        with self._guard():
+            return bool(self._authenticate(keys=[session_key(user_id, session_id)], args=args) == 1)
 
     def rotate(self, token: RefreshToken, *, new_jti: str, issued_at: int) -> Rotation:
         """Swap the session's refresh token and access `jti` for new ones.
