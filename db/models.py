@@ -133,8 +133,12 @@ class SecondFactor(Base):
     )
     # The confirmed secret, sealed; NULL while the factor is off.
     secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # A secret enrolled but not confirmed yet, sealed.
+    # A secret enrolled but not confirmed yet, sealed, and when that enrolment started: it
+    # expires MFA_ENROLMENT_TTL_SECONDS later.
     pending_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pending_started_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The last TOTP time step accepted: a code of this step or an earlier one is refused.
     last_time_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -405,6 +405,7 @@ _ENABLE = (
     .values(
         secret_sealed=SecondFactor.pending_sealed,
         pending_sealed=None,
+        pending_started_at=None,
         enabled_at=func.now(),
         last_time_step=bindparam("step"),
     )
@@ -460,11 +461,16 @@ def second_factor_enabled(db: Session, *, user_id: int) -> bool:
 def set_pending_second_factor(db: Session, *, user_id: int, pending_sealed: str) -> None:
     """A new enrolment: its sealed secret waits for a code; an earlier pending one is
     replaced, a confirmed one stays (the service enrols only while the factor is off)."""
-    statement = pg_insert(SecondFactor).values(user_id=user_id, pending_sealed=pending_sealed)
+    statement = pg_insert(SecondFactor).values(
+        user_id=user_id, pending_sealed=pending_sealed, pending_started_at=func.now()
+    )
     db.execute(
         statement.on_conflict_do_update(
             index_elements=[SecondFactor.user_id],
-            set_={"pending_sealed": statement.excluded.pending_sealed},
+            set_={
+                "pending_sealed": statement.excluded.pending_sealed,
+                "pending_started_at": statement.excluded.pending_started_at,
+            },
         )
     )
 

@@ -80,6 +80,8 @@ class Settings(DatabaseSettings):
     mfa_issuer: str = Field(default="Tasks service", min_length=1, max_length=100)
     # How long the mfa_token of a login waiting for its code lives.
     mfa_token_ttl_seconds: int = Field(default=300, ge=1, le=3600)
+    # How long an enrolment (POST /me/mfa/totp) waits for the code that confirms it.
+    mfa_enrolment_ttl_seconds: int = Field(default=600, ge=1, le=86400)
     password_reset_ttl_seconds: int = Field(default=1800, ge=1, le=7 * 86_400)
     # Where the reset mail's link points, e.g. https://app.example.com/reset?token={token}
     password_reset_url: str = ""

@@ -104,6 +104,7 @@ class Runtime:
                 client, ttl_seconds=settings.mfa_token_ttl_seconds, guard=redis_breaker.guard
             ),
             issuer=settings.mfa_issuer,
+            enrolment_ttl_seconds=settings.mfa_enrolment_ttl_seconds,
         )
         outbox = Outbox()
         mailer = Mailer(_smtp_settings(settings), log_instead=settings.app_env != "production")

@@ -7,11 +7,12 @@ in the same statement (a compare-and-set in PostgreSQL), so two logins with one 
 cannot both pass. A recovery code is spent by the statement that finds it.
 """
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from db import repositories as repo
 from db.engine import Database
-from db.models import User
+from db.models import SecondFactor, User
 from service import metrics
 from service.audit import audit
 from service.errors import InvalidEnrolmentCode, SecondFactorRequired, SecondFactorState
@@ -21,7 +22,9 @@ from sessions.mfa_tokens import MfaTokens
 Method = Literal["totp", "recovery_code"]
 NOT_ON = "The second factor is not on"
 ALREADY_ON = "The second factor is on already: turn it off first (DELETE /me/mfa/totp)"
-NOTHING_PENDING = "No enrolment to confirm: start one with POST /me/mfa/totp"
+NOTHING_PENDING = (
+    "No enrolment to confirm (none was started, or it expired): start one with POST /me/mfa/totp"
+)
 
 
 def _digits(code: str) -> str:
@@ -44,12 +47,19 @@ def limited(code: str | None) -> None:
 
 class SecondFactors:
     def __init__(
-        self, *, database: Database, box: totp.SecretBox, tokens: MfaTokens, issuer: str
+        self,
+        *,
+        database: Database,
+        box: totp.SecretBox,
+        tokens: MfaTokens,
+        issuer: str,
+        enrolment_ttl_seconds: int = 600,
     ) -> None:
         self._database = database
         self._box = box
         self.tokens = tokens
         self._issuer = issuer
+        self._enrolment_ttl = timedelta(seconds=enrolment_ttl_seconds)
 
     def enabled(self, user_id: int) -> bool:
         with self._database.session() as db:
@@ -122,7 +132,7 @@ class SecondFactors:
             factor = repo.get_second_factor(db, user_id=user_id)
         if factor is not None and factor.secret_sealed is not None:
             raise SecondFactorState(ALREADY_ON)
-        if factor is None or factor.pending_sealed is None:
+        if factor is None or factor.pending_sealed is None or not self._pending(factor):
             raise SecondFactorState(NOTHING_PENDING)
         secret = self._box.open(user_id=user_id, sealed=factor.pending_sealed)
         step = totp.matching_step(secret, _digits(code))
@@ -143,6 +153,12 @@ class SecondFactors:
         metrics.MFA_ATTEMPTS.labels(method="totp", outcome="success").inc()
         audit.info("mfa_enabled", user_id=user_id)
         return codes.codes
+
+    def _pending(self, factor: SecondFactor) -> bool:
+        """Whether its enrolment is still waiting: started (by PostgreSQL's clock) less than
+        MFA_ENROLMENT_TTL_SECONDS ago (by ours)."""
+        started = factor.pending_started_at
+        return started is not None and datetime.now(UTC) - started < self._enrolment_ttl
 
     def new_recovery_codes(self, user_id: int) -> list[str]:
         """Ten new recovery codes; the old ones stop working."""

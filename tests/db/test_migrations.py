@@ -151,7 +151,7 @@ def test_0005_adds_the_second_factor_tables_and_its_downgrade_removes_them(
 
 
 def test_identities_and_verified_emails_migrate_up_and_back(empty_database: str) -> None:
-    migrate(empty_database, "upgrade", "head")
+    migrate(empty_database, "upgrade", "0006")
     engine = create_engine(empty_database)
     try:
         inspector = inspect(engine)
@@ -178,7 +178,7 @@ def test_identities_and_verified_emails_migrate_up_and_back(empty_database: str)
             )
 
         # Back to the revision before: the account stays, with a password nobody knows.
-        migrate(empty_database, "downgrade", "-1")
+        migrate(empty_database, "downgrade", "0005")
         inspector = inspect(engine)
         assert "identities" not in inspector.get_table_names()
         columns = {c["name"]: c for c in inspector.get_columns("users")}
@@ -191,5 +191,52 @@ def test_identities_and_verified_emails_migrate_up_and_back(empty_database: str)
 
         migrate(empty_database, "upgrade", "head")
         assert "identities" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_0007_dates_pending_enrolments_and_its_downgrade_drops_the_date(
+    empty_database: str,
+) -> None:
+    migrate(empty_database, "upgrade", "0006")
+    engine = create_engine(empty_database)
+    try:
+        with engine.begin() as connection:
+            for email in ("pending@example.com", "on@example.com"):
+                connection.execute(
+                    text(
+                        "INSERT INTO users (email, email_canonical, password_hash) "
+                        "VALUES (:email, :email, 'x')"
+                    ),
+                    {"email": email},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO second_factors (user_id, pending_sealed) "
+                    "SELECT id, 'sealed' FROM users WHERE email = 'pending@example.com'"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO second_factors (user_id, secret_sealed, enabled_at) "
+                    "SELECT id, 'sealed', now() FROM users WHERE email = 'on@example.com'"
+                )
+            )
+        migrate(empty_database, "upgrade", "0007")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT u.email, f.pending_started_at IS NOT NULL FROM second_factors f "
+                    "JOIN users u ON u.id = f.user_id ORDER BY u.email"
+                )
+            ).all()
+        # The pending enrolment starts its window at the upgrade; the factor that is on has none.
+        assert [tuple(row) for row in rows] == [
+            ("on@example.com", False),
+            ("pending@example.com", True),
+        ]
+        migrate(empty_database, "downgrade", "0006")
+        columns = {c["name"] for c in inspect(engine).get_columns("second_factors")}
+        assert "pending_started_at" not in columns and "pending_sealed" in columns
     finally:
         engine.dispose()

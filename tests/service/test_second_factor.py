@@ -4,6 +4,7 @@ computed here with pyotp from the secret the enrolment answers (tests/support)."
 
 import concurrent.futures
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -95,6 +96,30 @@ def test_enrolment_is_pending_until_a_code_confirms_it(api: Api) -> None:
         api.post("/me/mfa/totp", json={"password": PASSWORD}, headers=tokens.headers).status_code
         == 409
     )
+
+
+def test_an_enrolment_left_unconfirmed_expires(start_server: StartServer) -> None:
+    server = start_server(MFA_ENROLMENT_TTL_SECONDS="3")
+    try:
+        api = Api(server.url)
+        tokens = api.login(api.register())
+        app, _ = enrol(api, tokens)
+        enrolled_at = time.monotonic()
+        # Its window is over 3 s after PostgreSQL dated it, which was before the answer.
+        while time.monotonic() < enrolled_at + 3.2:
+            time.sleep(0.1)
+        late = api.post("/me/mfa/totp/confirm", json={"code": app.code()}, headers=tokens.headers)
+        assert late.status_code == 409 and "expired" in late.json()["detail"], late.text
+        assert api.get("/me", headers=tokens.headers).json()["mfa_enabled"] is False
+
+        app, _ = enrol(api, tokens)  # a new enrolment, confirmed in time
+        confirmed = api.post(
+            "/me/mfa/totp/confirm", json={"code": app.code()}, headers=tokens.headers
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        assert api.get("/me", headers=tokens.headers).json()["mfa_enabled"] is True
+    finally:
+        server.stop()
 
 
 def test_a_new_enrolment_replaces_the_pending_secret(api: Api) -> None:
