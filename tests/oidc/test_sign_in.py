@@ -44,17 +44,7 @@ def site(start_server: StartServer, tmp_path_factory: pytest.TempPathFactory) ->
         start_server, tmp_path_factory.mktemp("oidc-site"), ACCOUNTS, names=("corp", "other")
     )
     yield running
-    # Stopped now rather than with the session: PostgreSQL's connections are shared.
-    running.server.stop()
-    for provider in running.providers.values():
-        provider.stop()
-
-
-def me(site: Site, tokens: Tokens) -> dict[str, object]:
-    response = site.api.get("/me", headers=tokens.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, object] = response.json()
-    return body
+    running.stop()
 
 
 def session_id(tokens: Tokens) -> str:
@@ -80,7 +70,7 @@ def test_a_new_user_gets_an_account_without_a_password(site: Site) -> None:
     assert response.headers["cache-control"] == "no-store"
     tokens = Tokens(response.json()["access_token"], response.json()["refresh_token"])
 
-    account = me(site, tokens)
+    account = site.me(tokens)
     assert (account["email"], account["email_verified"]) == (NEW.email, True)
     [identity] = identities(site, tokens)
     assert (identity["provider"], identity["subject"], identity["email"]) == (
@@ -102,8 +92,8 @@ def test_a_new_user_gets_an_account_without_a_password(site: Site) -> None:
 
 
 def test_the_same_user_signs_in_again_to_the_same_account(site: Site) -> None:
-    first = me(site, site.session("corp", AGAIN))
-    again = me(site, site.session("corp", AGAIN))
+    first = site.me(site.session("corp", AGAIN))
+    again = site.me(site.session("corp", AGAIN))
     assert first["id"] == again["id"]
     assert site.metric("oidc_logins_total", 'provider="corp",outcome="signed_in"') >= 1
 
@@ -123,7 +113,7 @@ def test_an_existing_account_is_never_linked_by_email_alone(site: Site) -> None:
     # The owner, signed in, links it; from then on the provider signs in to that account.
     assert site.link("corp", TAKEN, owner) == {"linked": "corp"}
     assert [item["subject"] for item in identities(site, owner)] == [TAKEN.sub]
-    assert me(site, site.session("corp", TAKEN))["id"] == me(site, owner)["id"]
+    assert site.me(site.session("corp", TAKEN))["id"] == site.me(owner)["id"]
 
 
 def test_denied_consent_lands_with_access_denied(site: Site) -> None:
@@ -175,7 +165,7 @@ def test_linking_and_the_last_way_to_sign_in(site: Site) -> None:
 
     assert site.link("other", LINKER_ELSEWHERE, tokens) == {"linked": "other"}
     assert [item["provider"] for item in identities(site, tokens)] == ["corp", "other"]
-    assert me(site, site.session("other", LINKER_ELSEWHERE))["id"] == me(site, tokens)["id"]
+    assert site.me(site.session("other", LINKER_ELSEWHERE))["id"] == site.me(tokens)["id"]
 
     unlinked = site.api.delete("/me/identities/corp", headers=tokens.headers)
     assert (unlinked.status_code, unlinked.json()) == (200, {"provider": "corp", "unlinked": True})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.services.verification import VERIFICATION_SUBJECT
-from tests.support.api import PASSWORD, Tokens
+from tests.support.api import PASSWORD
 from tests.support.live_server import StartServer
 from tests.support.oidc_service import Site, account, start_site
 from tests.support.smtp_server import SmtpServer
@@ -43,20 +43,6 @@ def _site(start_server: StartServer, tmp: Path, smtp: SmtpServer, **env: str) ->
     )
 
 
-def _stop(site: Site) -> None:
-    # Stopped now rather than with the session: PostgreSQL's connections are shared.
-    site.server.stop()
-    for provider in site.providers.values():
-        provider.stop()
-
-
-def _me(site: Site, tokens: Tokens) -> dict[str, object]:
-    response = site.api.get("/me", headers=tokens.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, object] = response.json()
-    return body
-
-
 def test_an_unverified_account_gets_no_session_through_its_identity(
     start_server: StartServer, tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer
 ) -> None:
@@ -66,9 +52,9 @@ def test_an_unverified_account_gets_no_session_through_its_identity(
         api = lenient.api
         holder = api.login(api.register(HOLDER.email))
         assert lenient.link("corp", HOLDER, holder) == {"linked": "corp"}
-        holder_id = _me(lenient, holder)["id"]
+        holder_id = lenient.me(holder)["id"]
     finally:
-        _stop(lenient)
+        lenient.stop()
 
     strict = _site(
         start_server, tmp_path_factory.mktemp("strict"), smtp, REQUIRE_VERIFIED_EMAIL="true"
@@ -78,7 +64,7 @@ def test_an_unverified_account_gets_no_session_through_its_identity(
         password = strict.api.post("/login", json={"email": HOLDER.email, "password": PASSWORD})
         assert (password.status_code, password.json()["code"]) == (403, "email_unverified")
 
-        fresh = _me(strict, strict.session("corp", FRESH))
+        fresh = strict.me(strict.session("corp", FRESH))
         assert fresh["email"] == FRESH.email and fresh["email_verified"] is True
 
         # The address verified with the mail its registration sent: the identity signs in.
@@ -87,6 +73,6 @@ def test_an_unverified_account_gets_no_session_through_its_identity(
         assert token is not None, mail.get_content()
         verified = strict.api.post("/email/verify", json={"token": token[1]})
         assert verified.status_code == 200, verified.text
-        assert _me(strict, strict.session("corp", HOLDER))["id"] == holder_id
+        assert strict.me(strict.session("corp", HOLDER))["id"] == holder_id
     finally:
-        _stop(strict)
+        strict.stop()

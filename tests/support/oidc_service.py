@@ -37,6 +37,18 @@ class Site:
     def api(self) -> Api:
         return Api(self.server.url)
 
+    def me(self, tokens: Tokens) -> dict[str, object]:
+        response = self.api.get("/me", headers=tokens.headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        return body
+
+    def stop(self) -> None:
+        """Now rather than with the test session: PostgreSQL's connections are shared."""
+        self.server.stop()
+        for provider in self.providers.values():
+            provider.stop()
+
     def browser(self, name: str) -> OidcBrowser:
         return OidcBrowser(self.providers[name].issuer)
 
