@@ -16,6 +16,7 @@ from tests.support.live_server import (
     LiveServer,
     StartServer,
 )
+from tests.support.smtp_server import SmtpServer
 
 # STACK_TESTS=skip (scripts/test.sh): the Docker stack tests are left out altogether, even
 # where an engine answers (they build images and start stacks: minutes).
@@ -74,6 +75,15 @@ def start_server(
 @pytest.fixture(scope="session")
 def server(start_server: StartServer) -> LiveServer:
     return start_server()
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback, one inbox per test module."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ identity either, until the address is verified; an account a provider made (for 
 address the provider vouches for) is verified from the start."""
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ HOLDER = account("holder")  # registers with a password, links an identity, neve
 FRESH = account("fresh")  # first seen through the provider
 ACCOUNTS = [HOLDER, FRESH]
 TOKEN = re.compile(r"^ {4}([0-9]+\.[A-Za-z0-9_-]{43,})\r?$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def _site(start_server: StartServer, tmp: Path, smtp: SmtpServer, **env: str) -> Site:

@@ -5,7 +5,6 @@ import http.client
 import json
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,14 +19,6 @@ from tests.support.smtp_server import SmtpServer
 ACCOUNT_LIMIT = 50
 DEVICE_LIMIT = 3
 TOKEN = re.compile(r"^ {4}([0-9]+\.[A-Za-z0-9_-]{43,})\r?$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -25,14 +25,6 @@ RESENT = {
 }
 
 
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 def _mail_env(smtp: SmtpServer, **extra: str) -> dict[str, str]:
     return {
         "SMTP_HOST": "127.0.0.1",

@@ -5,7 +5,6 @@ import json
 import re
 import statistics
 import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,14 +18,6 @@ from tests.support.smtp_server import SmtpServer
 NEW_PASSWORD = "a brand new passphrase"
 RESET_URL = "https://app.example.com/reset?token={token}"
 TOKEN = re.compile(r"^ {4}([0-9]+\.[A-Za-z0-9_-]{43,})\r?$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def _mail_env(smtp: SmtpServer, **extra: str) -> dict[str, str]:

@@ -24,14 +24,6 @@ LOGIN_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in", "de
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def server(start_server: StartServer, smtp: SmtpServer) -> Iterator[LiveServer]:
     server = start_server(
         workers=2,
