@@ -5,8 +5,9 @@ and every metric an alert or a panel names is one the service exports, as read f
 
 prometheus-client's multiprocess mode lists a metric family only once one of its series
 has a value, so the live servers are driven through the events that create each one: a
-request, a login, a failed and a rate-limited login, a logout, and (on a second server,
-whose Redis address answers nothing) a failed readiness check, the dependency error."""
+request, a login, a failed and a rate-limited login, a logout, a wrong second-factor code,
+a sign-in with a provider that does not answer, and (on a second server, whose Redis address
+answers nothing) a failed readiness check, the dependency error."""
 
 import json
 import re
@@ -20,6 +21,7 @@ import yaml
 from tests.deploy import tools
 from tests.support.api import Api
 from tests.support.live_server import ROOT, LiveServer, StartServer, free_port
+from tests.support.second_factor import enrol
 
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
@@ -164,6 +166,8 @@ def test_the_dashboard_shows_what_operators_ask_for() -> None:
         "login": "login_attempts_total",
         "dependency errors": "dependency_errors_total",
         "circuit": "dependency_circuit_state",
+        "second-factor": "mfa_attempts_total",
+        "provider": "oidc_logins_total",
     }
     for topic, metric in wanted.items():
         titles = [title for title in shown if topic.split()[0] in title.lower()]
@@ -189,11 +193,29 @@ def scrape(server: LiveServer) -> str:
 @pytest.fixture(scope="module")
 def exported(start_server: StartServer) -> dict[str, set[str]]:
     """{family: its sample names}, as two live servers expose them."""
-    served = start_server(METRICS_TOKEN=METRICS_TOKEN, LOGIN_RATE_LIMIT="3/minute")
+    # The provider's issuer is a port nothing listens on: its sign-ins fail, provider_error.
+    served = start_server(
+        METRICS_TOKEN=METRICS_TOKEN,
+        LOGIN_RATE_LIMIT="4/minute",  # the login, the enrolment's password, two wrong ones
+        OIDC_PROVIDERS="corp",
+        OIDC_CORP_ISSUER=f"http://127.0.0.1:{free_port()}",
+        OIDC_CORP_CLIENT_ID="tasks",
+        OIDC_CORP_CLIENT_SECRET="a-client-secret-of-the-deploy-tests",
+        OIDC_TIMEOUT_SECONDS="1",
+        PUBLIC_BASE_URL="http://127.0.0.1",
+        OIDC_RETURN_URL="http://127.0.0.1/signed-in",
+    )
     api = Api(served.url)
     email = api.register()
     tokens = api.login(email)
     assert api.get("/tasks", headers=tokens.headers).status_code == 200
+    app, _ = enrol(api, tokens)
+    confirmed = api.post(
+        "/me/mfa/totp/confirm", json={"code": app.wrong_code()}, headers=tokens.headers
+    )
+    assert confirmed.status_code == 400, confirmed.text
+    started = requests.get(f"{served.url}/oidc/corp/authorize", allow_redirects=False, timeout=10)
+    assert "error=provider_error" in started.headers["Location"], started.text
     assert api.post("/logout", headers=tokens.headers).status_code == 200
     wrong = {"email": email, "password": "a wrong password"}
     assert [api.post("/login", json=wrong).status_code for _ in range(3)] == [401, 401, 429]
@@ -230,6 +252,8 @@ def test_the_service_exports_every_family_once_driven(exported: dict[str, set[st
         "session_revocations_total": {"session_revocations_total"},
         "rate_limit_rejections_total": {"rate_limit_rejections_total"},
         "login_attempts_total": {"login_attempts_total"},
+        "mfa_attempts_total": {"mfa_attempts_total"},
+        "oidc_logins_total": {"oidc_logins_total"},
         "dependency_errors_total": {"dependency_errors_total"},
         "dependency_circuit_state": {"dependency_circuit_state"},
     }
