@@ -3,7 +3,9 @@ schemas (kubernetes-validate's own, offline), and holds what a reviewer would ch
 No cluster runs here: nothing is applied."""
 
 import re
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from cryptography.fernet import Fernet
 from kubernetes_validate import utils as kubernetes_validate
 
 from service.config import Settings
-from tests.deploy.conftest import K8S, Rendered
+from tests.deploy.conftest import K8S, Rendered, render
 from tests.support.live_server import ROOT
 
 KUBERNETES_VERSION = "1.33"
@@ -314,6 +316,45 @@ def test_the_first_upgrade_step_applies_the_job_and_what_it_needs_not_the_api(
 def test_production_runs_its_image_by_digest(rendered: dict[str, Rendered]) -> None:
     image = api_container(rendered["production"])["image"]
     assert re.fullmatch(r"[\w.-]+(/[\w.-]+)+@sha256:[0-9a-f]{64}", image), image
+
+
+def test_only_the_oidc_component_opens_https_and_never_to_the_cluster(
+    rendered: dict[str, Rendered], k8s_tree: Path, tmp_path: Path
+) -> None:
+    # The production overlay as an operator with OIDC_PROVIDERS set would make it.
+    overlay = k8s_tree / "overlays" / "production-with-oidc"
+    shutil.copytree(k8s_tree / "overlays" / "production", overlay)
+    kustomization = overlay / "kustomization.yaml"
+    added = "\ncomponents:\n  - ../../components/oidc-egress\n"
+    kustomization.write_text(kustomization.read_text() + added)
+    with_oidc = render(overlay, tmp_path / "with-oidc.yaml")
+
+    def https_rules(result: Rendered) -> list[dict[str, Any]]:
+        return [
+            rule
+            for policy in result.of_kind("NetworkPolicy")
+            for rule in policy["spec"].get("egress", [])
+            if any(port["port"] == 443 for port in rule.get("ports", []))
+        ]
+
+    for name in ("base", "development", "production"):
+        assert https_rules(rendered[name]) == [], name
+    (rule,) = https_rules(with_oidc)
+    assert rule["ports"] == [{"port": 443, "protocol": "TCP"}]
+    blocks = [peer["ipBlock"] for peer in rule["to"]]
+    private = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
+    assert private <= set(blocks[0]["except"]) and blocks[0]["cidr"] == "0.0.0.0/0"
+    assert "fe80::/10" in blocks[1]["except"]
+
+    policy = with_oidc.one("NetworkPolicy", "tasks-service-oidc-egress")
+    assert policy["metadata"]["namespace"] == "tasks"
+    api_labels = deployment(with_oidc)["spec"]["template"]["metadata"]["labels"]
+    migration_labels = job(with_oidc)["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]
+    assert selects(selector, api_labels) and not selects(selector, migration_labels)
+    assert kubernetes_validate.validate(policy, KUBERNETES_VERSION, strict=True)
+    others = [item for item in with_oidc.objects if item is not policy]
+    assert others == rendered["production"].objects  # the component adds, changes nothing
 
 
 def test_secrets_are_referenced_never_committed(rendered: dict[str, Rendered]) -> None:
