@@ -24,9 +24,6 @@ SECRET_KEYS |= {"MFA_ENCRYPTION_KEY"}
 # Read by the container's start (scripts/startup.py), not by Settings.
 START_VARIABLES = {"WEB_CONCURRENCY", "GRACEFUL_TIMEOUT_SECONDS", "WAIT_TIMEOUT_SECONDS"}
 START_VARIABLES |= {"HOST", "PORT", "PROMETHEUS_MULTIPROC_DIR"}
-# Being added to the service in parallel (Redis WAIT after session writes); unknown
-# variables are ignored until then.
-COMING_SETTINGS = {"REDIS_WAIT_REPLICAS", "REDIS_WAIT_TIMEOUT_MS"}
 CONTROLLER_CONFIG = K8S / "ingress-nginx" / "controller-configmap.yaml"
 
 
@@ -390,7 +387,7 @@ def test_secrets_are_referenced_never_committed(rendered: dict[str, Rendered]) -
 def test_the_settings_are_ones_the_service_reads_and_valid(overlay: Rendered) -> None:
     data = settings(overlay)
     fields = {name.upper() for name in Settings.model_fields}
-    assert set(data) - fields - START_VARIABLES - COMING_SETTINGS == set()
+    assert set(data) - fields - START_VARIABLES == set()
     values: dict[str, Any] = {key.lower(): value for key, value in data.items()}
     values = {key: value for key, value in values.items() if key in Settings.model_fields}
     Settings.model_validate(
