@@ -71,6 +71,20 @@ class InvalidLoginCode(DomainError):
     detail = "The login code is unknown, used or expired"
 
 
+class InvalidLinkCode(DomainError):
+    status_code = 400
+    detail = "The link code is unknown, used, expired or another account's"
+
+
+class IdentityInUse(DomainError):
+    status_code = 409
+    detail = (
+        "The identity is linked to another account, or this account has another identity "
+        "at that provider"
+    )
+    fields = {"code": "identity_in_use"}
+
+
 class EmailUnverified(DomainError):
     """The right password, for an account whose address is not verified yet while
     REQUIRE_VERIFIED_EMAIL is on: only the owner ever sees this (a wrong password is 401)."""

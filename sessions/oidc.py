@@ -8,9 +8,15 @@ once (GETDEL: a replayed callback or login code finds nothing).
 - `oidc-login:{u:<uid>}:<sha256(secret)>`: a login code `<uid>.<secret>` (256 random bits,
   60 seconds), what the browser brings back to the front end instead of any token; it names
   the provider it came through. Under the user's hash tag, like every key of a user.
+- `oidc-link:{u:<uid>}:<sha256(secret)>`: a link code (256 random bits, 60 seconds), what
+  a linking callback brings back instead of linking: the identity it vouched for. It is
+  named by the account that began the link, so only that account, signed in, can spend it:
+  a linking URL handed to somebody else links nothing (their front end's token names
+  another account, whose key holds no such code).
 """
 
 import json
+import re
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -25,6 +31,8 @@ STATE_TTL_SECONDS = 600
 LOGIN_CODE_TTL_SECONDS = 60
 # What a callback may bring as a state: longer than any state issued is unknown anyway.
 MAX_STATE_LENGTH = 256
+# A link code: secrets.token_urlsafe(32), 256 random bits.
+LINK_CODE = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
 
 
 def state_key(state: str) -> str:
@@ -33,6 +41,10 @@ def state_key(state: str) -> str:
 
 def login_code_key(user_id: int, secret: str) -> str:
     return f"oidc-login:{user_tag(user_id)}:{hash_secret(secret)}"
+
+
+def link_code_key(user_id: int, secret: str) -> str:
+    return f"oidc-link:{user_tag(user_id)}:{hash_secret(secret)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +62,15 @@ class PendingAuthorization:
 class LoginCode:
     user_id: int
     provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLink:
+    """An identity a provider vouched for, to be linked to the account that began it."""
+
+    provider: str
+    subject: str
+    email: str | None
 
 
 class OidcFlows:
@@ -102,3 +123,22 @@ class OidcFlows:
         if stored is None:
             return None
         return LoginCode(parsed.user_id, json.loads(stored)["provider"])
+
+    def issue_link_code(self, *, user_id: int, link: PendingLink) -> str:
+        secret = secrets.token_urlsafe(32)
+        with self._guard():
+            self._redis.set(
+                link_code_key(user_id, secret), json.dumps(asdict(link)), ex=self._code_ttl
+            )
+        return secret
+
+    def redeem_link_code(self, *, user_id: int, code: str) -> PendingLink | None:
+        """Spend the code `user_id`'s link brought back; None when it is unknown, spent,
+        expired, or another account's."""
+        if not LINK_CODE.fullmatch(code):
+            return None  # not of a code's shape (a lone surrogate would not even hash)
+        with self._guard():
+            stored = self._redis.getdel(link_code_key(user_id, code))
+        if stored is None:
+            return None
+        return PendingLink(**json.loads(stored))

@@ -16,7 +16,9 @@ from service.schemas.common import error_responses
 from service.schemas.identities import (
     AuthorizeUrl,
     IdentityList,
+    IdentityRead,
     IdentityUnlinked,
+    LinkCodeConfirmation,
     LoginCodeExchange,
     ProviderList,
 )
@@ -103,11 +105,12 @@ def oidc_authorize(name: str, request: ApiRequest, oidc: Oidc) -> Response:
     response_class=Response,
     responses={
         **_redirect(
-            "OIDC_RETURN_URL?login_code=<code> (signed in), ?linked=<name> (linked), or "
-            "?error=<access_denied|invalid_state|email_unverified|account_exists|"
+            "OIDC_RETURN_URL?login_code=<code> (signed in), ?link_code=<code> (linking), "
+            "or ?error=<access_denied|invalid_state|email_unverified|account_exists|"
             "identity_in_use|provider_error>",
             "To OIDC_RETURN_URL: with a single-use `login_code` (60 s) for POST /oidc/token, "
-            "with `linked` after a link, or with an `error`. Never a token in the URL.",
+            "with a single-use `link_code` (60 s) for POST /me/identities, or with an "
+            "`error`. Never a token in the URL.",
         ),
         **error_responses(404, 422, 429, 503),
     },
@@ -171,10 +174,26 @@ def list_identities(caller: Caller, oidc: Oidc) -> Response:
 def link_identity(name: str, caller: Caller, oidc: Oidc) -> Response:
     """Begin linking an identity at the provider `name` to the caller's account: send the
     browser to `authorize_url`; after signing in there, it lands on
-    `OIDC_RETURN_URL?linked=<name>` (or `?error=identity_in_use` when that identity is
-    another account's, or this account has another one there). 503 when the provider
-    does not answer."""
+    `OIDC_RETURN_URL?link_code=<code>` (or `?error=identity_in_use` when that identity is
+    another account's, or this account has another one there), and the front end
+    finishes with POST /me/identities. 503 when the provider does not answer."""
     return json_response(oidc.link_url(name=name, user_id=caller.user_id), headers=NO_STORE)
+
+
+@router.post(
+    "/me/identities",
+    status_code=201,
+    response_model=IdentityRead,
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
+)
+def confirm_link(body: LinkCodeConfirmation, caller: Caller, oidc: Oidc) -> Response:
+    """Finish a link with the `link_code` its callback brought back to OIDC_RETURN_URL:
+    201 and the identity, now linked. Only the account that began the link can spend its
+    code (a linking URL handed to somebody else links nothing): any other code, or one
+    unknown, spent or expired, is one 400. 409 `identity_in_use` when the identity became
+    another account's meanwhile, or this account has another one at that provider."""
+    linked = oidc.confirm_link(user_id=caller.user_id, link_code=body.link_code)
+    return json_response(linked, status_code=201)
 
 
 @router.delete(

@@ -73,6 +73,18 @@ class LoginCodeExchange(Input):
     ]
 
 
+class LinkCodeConfirmation(Input):
+    """The `link_code` the browser brought back to OIDC_RETURN_URL after linking."""
+
+    model_config = examples({"link_code": "Vq3m0aXkP9rT2yLwE8sJd4uB7nC1fGhZ6iOoQeRtY5w"})
+    surrogates_allowed = frozenset({"link_code"})
+    link_code: Annotated[
+        str,
+        Documented({"maxLength": MAX_TOKEN_LENGTH}),
+        Field(description="Single use, valid for 60 seconds, for the account that began the link"),
+    ]
+
+
 class AuthorizeUrl(ResponseBody):
     """Where to send the browser to link an identity at the provider to this account."""
 
@@ -87,6 +99,15 @@ class AuthorizeUrl(ResponseBody):
 
 class IdentityRead(ResponseBody):
     """An identity at a provider, linked to the account."""
+
+    model_config = examples(
+        {
+            "provider": "corp",
+            "subject": "248289761001",
+            "email": "ada@example.com",
+            "linked_at": EXAMPLE_CREATED_AT,
+        }
+    )
 
     provider: str
     subject: str = Field(description="The provider's `sub` for the user")

@@ -2,11 +2,19 @@
 
 The browser goes to the provider from `authorize` (or from the URL `link_url` answers), and
 comes back to `callback`, which answers where to send it next: OIDC_RETURN_URL with a
-single-use `login_code` (never a token in a URL), with `linked=<name>`, or with an `error`.
-`exchange` trades the login code for an ordinary session. Accounts are never linked by
-email alone: an identity already linked signs in as its account; a new one creates an
-account only for an address the provider vouches for that no account has; an account
-that has the address is linked only by its owner, signed in (`link_url`).
+single-use `login_code` (never a token in a URL), with a single-use `link_code`, or with an
+`error`. `exchange` trades the login code for an ordinary session; `confirm_link` links
+the identity a link code carries, for the account that began the link and no other.
+Accounts are never linked by email alone: an identity already linked signs in as its
+account; a new one creates an account only for an address the provider vouches for that
+no account has; an account that has the address is linked only by its owner, signed in
+(`link_url`, then `confirm_link`).
+
+Why a link ends in a code rather than in the callback: a linking URL is a bearer of its
+account's intent, and could be handed to somebody else, whose browser, signed in at the
+provider, would link *their* identity to the account that began it (and later sign them
+in there). The code only counts when the front end of the account that began the link
+spends it with that account's token.
 """
 
 import hashlib
@@ -22,13 +30,20 @@ from email_validator import EmailNotValidError, validate_email
 from db import repositories as repo
 from db.emails import MAX_CANONICAL_LENGTH, canonical_email
 from db.engine import Database
-from db.models import User
+from db.models import OidcIdentity, User
 from service import metrics
 from service.audit import audit
-from service.errors import InvalidLoginCode, LastSignInMethod, NotFound, ProviderUnavailable
+from service.errors import (
+    IdentityInUse,
+    InvalidLinkCode,
+    InvalidLoginCode,
+    LastSignInMethod,
+    NotFound,
+    ProviderUnavailable,
+)
 from service.services.accounts import AccountService, ClientInfo
 from service.services.oidc_provider import OidcProvider, ProviderError
-from sessions.oidc import OidcFlows, PendingAuthorization
+from sessions.oidc import OidcFlows, PendingAuthorization, PendingLink
 
 # The errors a callback lands on OIDC_RETURN_URL with.
 ACCESS_DENIED = "access_denied"
@@ -187,7 +202,7 @@ class OidcService:
             ):
                 raise SignInFailed(PROVIDER_ERROR, "the ID token's nonce is not this flow's")
             if pending.link_user_id is not None:
-                return self._link(name, claims, pending.link_user_id)
+                return self._link_code(name, claims, pending.link_user_id)
             return self._sign_in(name, claims)
         except SignInFailed as failure:
             return self._failed(name, failure, linking=linking)
@@ -209,19 +224,38 @@ class OidcService:
             raise self._accounts.factors.challenge(user, device=None, first_method=method)
         return self._accounts.start_session(user, client=client, auth_methods=(method,))
 
+    def confirm_link(self, *, user_id: int, link_code: str) -> dict[str, Any]:
+        """Link the identity the link code carries to `user_id`'s account: the identity.
+        InvalidLinkCode (400) for a code unknown, spent, expired or of another account's
+        link; IdentityInUse (409) when the identity became another account's meanwhile, or
+        the account has another one at that provider."""
+        link = self._flows.redeem_link_code(user_id=user_id, code=link_code)
+        if link is None:
+            audit.warning("identity_link_refused", user_id=user_id, reason="unknown_link_code")
+            raise InvalidLinkCode()
+        name = link.provider
+        try:
+            linked = self._link(user_id, link)
+        except (IdentityInUse, repo.DuplicateIdentityError):
+            audit.warning("identity_link_refused", user_id=user_id, reason=IDENTITY_IN_USE)
+            metrics.OIDC_LOGINS.labels(provider=name, outcome=IDENTITY_IN_USE).inc()
+            raise IdentityInUse() from None
+        audit.info("identity_linked", provider=name, user_id=user_id, created_account=False)
+        metrics.OIDC_LOGINS.labels(provider=name, outcome="linked").inc()
+        return linked
+
     def identities(self, *, user_id: int) -> dict[str, Any]:
         with self._database.session() as db:
             found = repo.list_identities(db, user_id=user_id)
+        return {"items": [self._identity(identity) for identity in found]}
+
+    @staticmethod
+    def _identity(identity: OidcIdentity) -> dict[str, Any]:
         return {
-            "items": [
-                {
-                    "provider": identity.provider,
-                    "subject": identity.subject,
-                    "email": identity.email,
-                    "linked_at": identity.linked_at,
-                }
-                for identity in found
-            ]
+            "provider": identity.provider,
+            "subject": identity.subject,
+            "email": identity.email,
+            "linked_at": identity.linked_at,
         }
 
     def unlink(self, *, user_id: int, name: str) -> dict[str, Any]:
@@ -287,25 +321,47 @@ class OidcService:
         audit.info("identity_linked", provider=name, user_id=user.id, created_account=True)
         return user
 
-    def _link(self, name: str, claims: dict[str, Any], user_id: int) -> str:
-        subject, email = claims["sub"], _usable_email(claims.get("email"))
-        try:
-            with self._database.transaction() as db:
-                if repo.lock_user(db, user_id=user_id) is None:
-                    raise SignInFailed(INVALID_STATE, "the account went since the link began")
-                identity = repo.get_identity(db, provider=name, subject=subject)
-                if identity is not None and identity.user_id != user_id:
-                    raise SignInFailed(IDENTITY_IN_USE, "the identity is another account's")
-                if identity is None:
-                    repo.create_identity(
-                        db, user_id=user_id, provider=name, subject=subject, email=email
-                    )
-        except repo.DuplicateIdentityError as error:
-            reason = "linked meanwhile" if error.subject_taken else "another identity there"
-            raise SignInFailed(IDENTITY_IN_USE, reason) from None
-        audit.info("identity_linked", provider=name, user_id=user_id, created_account=False)
-        metrics.OIDC_LOGINS.labels(provider=name, outcome="linked").inc()
-        return with_query(self._return_url, linked=name)
+    def _link(self, user_id: int, link: PendingLink) -> dict[str, Any]:
+        """The identity, linked to `user_id` (already, or now); IdentityInUse or
+        DuplicateIdentityError when it is another account's, or the account has another
+        one at that provider."""
+        with self._database.transaction() as db:
+            # Locked: the account is not deleted while its identity is linked.
+            if repo.lock_user(db, user_id=user_id) is None:
+                raise InvalidLinkCode()
+            identity = repo.get_identity(db, provider=link.provider, subject=link.subject)
+            if identity is not None and identity.user_id != user_id:
+                raise IdentityInUse()
+            if identity is None:
+                identity = repo.create_identity(
+                    db,
+                    user_id=user_id,
+                    provider=link.provider,
+                    subject=link.subject,
+                    email=link.email,
+                )
+            return self._identity(identity)
+
+    def _link_code(self, name: str, claims: dict[str, Any], user_id: int) -> str:
+        """A link code for the identity the provider vouched for; nothing linked yet
+        (`confirm_link` does, for `user_id` only). An identity that is plainly in use is
+        refused here already, so the browser learns it at once."""
+        subject = claims["sub"]
+        with self._database.session() as db:
+            identity = repo.get_identity(db, provider=name, subject=subject)
+            others = [
+                linked
+                for linked in repo.list_identities(db, user_id=user_id)
+                if linked.provider == name and linked.subject != subject
+            ]
+        if identity is not None and identity.user_id != user_id:
+            raise SignInFailed(IDENTITY_IN_USE, "the identity is another account's")
+        if others:
+            raise SignInFailed(IDENTITY_IN_USE, "the account has another identity there")
+        link = PendingLink(provider=name, subject=subject, email=_usable_email(claims.get("email")))
+        code = self._flows.issue_link_code(user_id=user_id, link=link)
+        audit.info("identity_link_vouched", provider=name, user_id=user_id)
+        return with_query(self._return_url, link_code=code)
 
     def _failed(self, name: str, failure: SignInFailed, *, linking: bool) -> str:
         audit.warning(

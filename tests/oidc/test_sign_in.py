@@ -30,12 +30,16 @@ INTRUDER = account("intruder")
 REVOKER = account("revoker")
 HOSTILE = account("hostile")
 GUARDED = account("guarded")
+VICTIM = account("victim")
+RACED = account("raced")
+LINKER_CODES = account("linker-codes")
 ACCOUNTS = [
     NEW, AGAIN, UNVERIFIED, TAKEN, DENIER, STATEFUL, CODES, LINKER, LINKER_ELSEWHERE, OWNER,
-    INTRUDER, REVOKER, HOSTILE, GUARDED,
+    INTRUDER, REVOKER, HOSTILE, GUARDED, VICTIM, RACED, LINKER_CODES,
 ]  # fmt: skip
 LOGIN_BODY = {"access_token", "refresh_token", "token_type", "expires_in", "device_token"}
 UNKNOWN_CODE = {"detail": "The login code is unknown, used or expired"}
+UNKNOWN_LINK_CODE = {"detail": "The link code is unknown, used, expired or another account's"}
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +187,59 @@ def test_an_account_with_a_password_may_unlink_its_only_identity(site: Site) -> 
     assert site.link("corp", OWNER, owner) == {"linked": "corp"}
     assert api.delete("/me/identities/corp", headers=owner.headers).status_code == 200
     assert identities(site, owner) == []
+
+
+def test_a_link_code_links_once_and_for_the_account_that_began_it(site: Site) -> None:
+    api = site.api
+    owner, stranger = api.new_user(), api.new_user()
+    landed = site.begin_link("corp", LINKER_CODES, owner)
+    assert set(landed) == {"link_code"} and len(landed["link_code"]) >= 43
+    assert identities(site, owner) == []  # nothing linked by the callback itself
+    # Another account's token: the code is not its own.
+    refused = site.confirm_link(landed["link_code"], stranger)
+    assert (refused.status_code, refused.json()) == (400, UNKNOWN_LINK_CODE)
+    linked = site.confirm_link(landed["link_code"], owner)
+    assert linked.status_code == 201, linked.text
+    assert linked.json()["subject"] == LINKER_CODES.sub
+    assert [item["subject"] for item in identities(site, owner)] == [LINKER_CODES.sub]
+    assert identities(site, stranger) == []
+    again = site.confirm_link(landed["link_code"], owner)
+    assert (again.status_code, again.json()) == (400, UNKNOWN_LINK_CODE)
+    for forged in ("", "A" * 43, "x" * 300, landed["link_code"] + "\ud800"):
+        response = site.confirm_link(forged, owner)
+        assert (response.status_code, response.json()) == (400, UNKNOWN_LINK_CODE), forged
+    no_token = api.post("/me/identities", json={"link_code": landed["link_code"]})
+    assert no_token.status_code == 401
+    logs = site.server.logs()
+    assert landed["link_code"] not in logs
+    assert '"identity_link_refused"' in logs
+    assert site.metric("oidc_logins_total", 'provider="corp",outcome="linked"') >= 1
+
+
+def test_a_linking_url_handed_to_someone_else_links_nothing(site: Site) -> None:
+    """An attacker begins a link on their own account and hands its URL to a victim, who is
+    signed in at the provider: the victim's browser comes back with a code that only the
+    attacker's account could spend, and the victim's front end, spending it with the
+    victim's token, links nothing."""
+    api = site.api
+    attacker, victim = api.new_user(), api.new_user()
+    landed = site.begin_link("corp", VICTIM, attacker)  # the victim signs in at the provider
+    refused = site.confirm_link(landed["link_code"], victim)
+    assert (refused.status_code, refused.json()) == (400, UNKNOWN_LINK_CODE)
+    assert identities(site, attacker) == [] and identities(site, victim) == []
+    # The victim's identity signs in to an account of its own, never to the attacker's.
+    assert site.me(site.session("corp", VICTIM))["id"] != site.me(attacker)["id"]
+
+
+def test_an_identity_linked_meanwhile_is_a_conflict_at_confirmation(site: Site) -> None:
+    api = site.api
+    first, second = api.new_user(), api.new_user()
+    codes = [site.begin_link("corp", RACED, tokens)["link_code"] for tokens in (first, second)]
+    assert site.confirm_link(codes[0], first).status_code == 201
+    late = site.confirm_link(codes[1], second)
+    assert late.status_code == 409
+    assert late.json()["code"] == "identity_in_use"
+    assert identities(site, second) == []
 
 
 def test_an_identity_of_another_account_is_in_use(site: Site) -> None:

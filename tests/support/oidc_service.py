@@ -96,14 +96,31 @@ class Site:
         body = response.json()
         return Tokens(body["access_token"], body["refresh_token"])
 
-    def link(self, name: str, who: OidcAccount, tokens: Tokens) -> dict[str, str]:
-        """Links `who`'s identity at `name` to the account of `tokens`: where it lands."""
+    def begin_link(self, name: str, who: OidcAccount, tokens: Tokens) -> dict[str, str]:
+        """The account of `tokens` begins a link; `who` signs in at `name` from its URL:
+        where the browser lands (a `link_code`, or an `error`)."""
         response = self.api.post(f"/me/identities/{name}", headers=tokens.headers)
         assert response.status_code == 200, response.text
         authorize_url = response.json()["authorize_url"]
         assert authorize_url.startswith(self.providers[name].issuer)
         browser, callback = self.to_callback(name, who, start=authorize_url)
         return self.land(browser, callback)
+
+    def confirm_link(self, link_code: str, tokens: Tokens) -> requests.Response:
+        return self.api.post(
+            "/me/identities", json={"link_code": link_code}, headers=tokens.headers
+        )
+
+    def link(self, name: str, who: OidcAccount, tokens: Tokens) -> dict[str, str]:
+        """Links `who`'s identity at `name` to the account of `tokens`, as its front end
+        would: `{"linked": name}`, or where the browser landed when it brought no code."""
+        landed = self.begin_link(name, who, tokens)
+        if set(landed) != {"link_code"}:
+            return landed
+        response = self.confirm_link(landed["link_code"], tokens)
+        assert response.status_code == 201, response.text
+        assert response.json()["subject"] == who.sub
+        return {"linked": response.json()["provider"]}
 
     def metric(self, name: str, labels: str) -> float:
         text = self.api.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
