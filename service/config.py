@@ -104,6 +104,9 @@ class Settings(DatabaseSettings):
     oidc_return_url: str = ""
     # Every HTTP call to a provider (discovery, keys, the code's exchange) gives up then.
     oidc_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    # A sign-in must begin with the front end's code_challenge, so that its login code is
+    # traded only by the front end that began it (a forwarded return URL signs nobody in).
+    oidc_require_code_challenge: bool = False
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65_535)
     smtp_username: str = ""

@@ -71,6 +71,14 @@ class InvalidLoginCode(DomainError):
     detail = "The login code is unknown, used or expired"
 
 
+class CodeChallengeRequired(DomainError):
+    status_code = 400
+    detail = (
+        "code_challenge is required: the S256 challenge of a verifier the front end keeps "
+        "and sends with the login code to POST /oidc/token"
+    )
+
+
 class InvalidLinkCode(DomainError):
     status_code = 400
     detail = "The link code is unknown, used, expired or another account's"

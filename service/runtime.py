@@ -194,6 +194,7 @@ class Runtime:
                 public_base_url=settings.public_base_url,
                 return_url=settings.oidc_return_url,
                 require_verified_email=settings.require_verified_email,
+                require_code_challenge=settings.oidc_require_code_challenge,
             ),
             redis_circuit=redis_breaker,
             database_circuit=database_breaker,

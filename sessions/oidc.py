@@ -7,7 +7,8 @@ once (GETDEL: a replayed callback or login code finds nothing).
   links (linking). The state itself is never stored: only its hash names the key.
 - `oidc-login:{u:<uid>}:<sha256(secret)>`: a login code `<uid>.<secret>` (256 random bits,
   60 seconds), what the browser brings back to the front end instead of any token; it names
-  the provider it came through. Under the user's hash tag, like every key of a user.
+  the provider it came through, and the front end's code challenge when it sent one. Under
+  the user's hash tag, like every key of a user.
 - `oidc-link:{u:<uid>}:<sha256(secret)>`: a link code (256 random bits, 60 seconds), what
   a linking callback brings back instead of linking: the identity it vouched for. It is
   named by the account that began the link, so only that account, signed in, can spend it:
@@ -56,12 +57,16 @@ class PendingAuthorization:
     browser_hash: str | None = None
     # Linking: the account the identity is to be linked to.
     link_user_id: int | None = None
+    # Sign-in: the front end's S256 code challenge, when it sent one: the login code is
+    # then traded only with its verifier.
+    client_challenge: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LoginCode:
     user_id: int
     provider: str
+    client_challenge: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +111,11 @@ class OidcFlows:
             return None
         return PendingAuthorization(**json.loads(stored))
 
-    def issue_login_code(self, *, user_id: int, provider: str) -> str:
+    def issue_login_code(
+        self, *, user_id: int, provider: str, client_challenge: str | None = None
+    ) -> str:
         code = ResetToken(user_id, secrets.token_urlsafe(32))
-        value = json.dumps({"provider": provider})
+        value = json.dumps({"provider": provider, "client_challenge": client_challenge})
         with self._guard():
             self._redis.set(login_code_key(user_id, code.secret), value, ex=self._code_ttl)
         return str(code)
@@ -122,7 +129,8 @@ class OidcFlows:
             stored = self._redis.getdel(login_code_key(parsed.user_id, parsed.secret))
         if stored is None:
             return None
-        return LoginCode(parsed.user_id, json.loads(stored)["provider"])
+        value = json.loads(stored)
+        return LoginCode(parsed.user_id, value["provider"], value.get("client_challenge"))
 
     def issue_link_code(self, *, user_id: int, link: PendingLink) -> str:
         secret = secrets.token_urlsafe(32)

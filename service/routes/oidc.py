@@ -74,19 +74,33 @@ def list_providers(request: ApiRequest, oidc: Oidc) -> Response:
             "state and nonce). Sets the `oidc_browser` cookie that binds the sign-in to this "
             "browser.",
         ),
-        **error_responses(404, 422, 429, 503),
+        **error_responses(400, 404, 422, 429, 503),
     },
 )
 @declare(public=True)
-def oidc_authorize(name: str, request: ApiRequest, oidc: Oidc) -> Response:
+def oidc_authorize(
+    name: str,
+    request: ApiRequest,
+    oidc: Oidc,
+    code_challenge: Annotated[
+        str | None,
+        Query(
+            pattern="^[A-Za-z0-9_-]{43}$",
+            description="The front end's S256 challenge (RFC 7636) of a verifier it keeps: "
+            "the login code is then traded at POST /oidc/token only with that verifier. "
+            "Required with OIDC_REQUIRE_CODE_CHALLENGE.",
+        ),
+    ] = None,
+) -> Response:
     """Begin signing in with the provider `name`: a browser (not a script) is sent to the
     provider, signs in there, and comes back to the callback. The state is kept by the
     service, single use, for 10 minutes. No redirect target can be chosen by the caller.
-    An unknown provider is a 404."""
+    An unknown provider is a 404; 400 without `code_challenge` while
+    OIDC_REQUIRE_CODE_CHALLENGE is on."""
     browser = request.cookies.get(BROWSER_COOKIE, "")
     if not BROWSER_VALUE.fullmatch(browser):
         browser = secrets.token_urlsafe(32)
-    response = _found(oidc.authorize(name=name, browser=browser))
+    response = _found(oidc.authorize(name=name, browser=browser, client_challenge=code_challenge))
     response.set_cookie(
         BROWSER_COOKIE,
         browser,
@@ -153,10 +167,15 @@ def oidc_callback(
 def oidc_token(body: LoginCodeExchange, request: ApiRequest, oidc: Oidc) -> Response:
     """Trade the `login_code` from OIDC_RETURN_URL for a session: the same tokens as
     /login. The session is an ordinary one: logout, "log out everywhere", ending it, a
-    password reset all end it. An unknown, spent or expired code is one 400. When the
-    account has a second factor, the answer is /login's 403 `mfa_required`: the code
+    password reset all end it. An unknown, spent or expired code is one 400, and so is one
+    whose sign-in began with a `code_challenge` that `code_verifier` does not answer. When
+    the account has a second factor, the answer is /login's 403 `mfa_required`: the code
     comes next, at /login/mfa."""
-    tokens = oidc.exchange(login_code=body.login_code, client=request.client_info)
+    tokens = oidc.exchange(
+        login_code=body.login_code,
+        client=request.client_info,
+        code_verifier=body.code_verifier,
+    )
     return json_response(tokens, headers=NO_STORE)
 
 

@@ -71,6 +71,12 @@ class LoginCodeExchange(Input):
         Documented({"maxLength": MAX_TOKEN_LENGTH}),
         Field(description="Single use, valid for 60 seconds"),
     ]
+    code_verifier: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._~-]{43,128}$",
+        description="The verifier of the `code_challenge` the sign-in began with (RFC 7636); "
+        "required when it began with one",
+    )
 
 
 class LinkCodeConfirmation(Input):

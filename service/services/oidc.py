@@ -17,6 +17,7 @@ in there). The code only counts when the front end of the account that began the
 spends it with that account's token.
 """
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from db.models import OidcIdentity, User
 from service import metrics
 from service.audit import audit
 from service.errors import (
+    CodeChallengeRequired,
     IdentityInUse,
     InvalidLinkCode,
     InvalidLoginCode,
@@ -79,6 +81,12 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def s256(verifier: str) -> str:
+    """RFC 7636's S256: BASE64URL(SHA256(verifier)), unpadded (43 characters)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 def with_query(url: str, **params: str) -> str:
     """`url` with `params` added to its query (OIDC_RETURN_URL may have one already)."""
     parts = urlsplit(url)
@@ -97,6 +105,7 @@ class OidcService:
         public_base_url: str,
         return_url: str,
         require_verified_email: bool,
+        require_code_challenge: bool = False,
     ) -> None:
         self._database = database
         self._accounts = accounts
@@ -105,6 +114,7 @@ class OidcService:
         self._public_base_url = public_base_url
         self._return_url = return_url
         self._require_verified_email = require_verified_email
+        self._require_code_challenge = require_code_challenge
 
     @property
     def secure_cookies(self) -> bool:
@@ -126,13 +136,19 @@ class OidcService:
             raise NotFound("No such identity provider")
         return provider
 
-    def authorize(self, *, name: str, browser: str) -> str:
+    def authorize(self, *, name: str, browser: str, client_challenge: str | None = None) -> str:
         """Where the browser that holds the binding `browser` starts signing in: the
         provider's authorization URL, or OIDC_RETURN_URL with `provider_error` when the
-        provider does not answer."""
+        provider does not answer. With `client_challenge` (the front end's S256 code
+        challenge), the login code is traded only with its verifier; CodeChallengeRequired
+        (400) without one while OIDC_REQUIRE_CODE_CHALLENGE is on."""
         provider = self.provider(name)
+        if client_challenge is None and self._require_code_challenge:
+            raise CodeChallengeRequired()
         try:
-            return self._authorization_url(provider, browser_hash=_hash(browser))
+            return self._authorization_url(
+                provider, browser_hash=_hash(browser), client_challenge=client_challenge
+            )
         except ProviderError as error:
             return self._failed(name, SignInFailed(PROVIDER_ERROR, str(error)), linking=False)
 
@@ -157,6 +173,7 @@ class OidcService:
         *,
         browser_hash: str | None = None,
         link_user_id: int | None = None,
+        client_challenge: str | None = None,
     ) -> str:
         # The metadata first: a provider that does not answer leaves no state behind.
         provider.metadata()
@@ -168,6 +185,7 @@ class OidcService:
                 code_verifier=verifier,
                 browser_hash=browser_hash,
                 link_user_id=link_user_id,
+                client_challenge=client_challenge,
             )
         )
         return provider.authorization_url(state=state, nonce=nonce, code_verifier=verifier)
@@ -203,15 +221,28 @@ class OidcService:
                 raise SignInFailed(PROVIDER_ERROR, "the ID token's nonce is not this flow's")
             if pending.link_user_id is not None:
                 return self._link_code(name, claims, pending.link_user_id)
-            return self._sign_in(name, claims)
+            return self._sign_in(name, claims, client_challenge=pending.client_challenge)
         except SignInFailed as failure:
             return self._failed(name, failure, linking=linking)
 
-    def exchange(self, *, login_code: str, client: ClientInfo) -> dict[str, Any]:
+    def exchange(
+        self, *, login_code: str, client: ClientInfo, code_verifier: str | None = None
+    ) -> dict[str, Any]:
         """A new session for the account the login code names; InvalidLoginCode (400) for
-        an unknown, spent or expired one."""
+        an unknown, spent or expired one, and for one whose sign-in began with a code
+        challenge that `code_verifier` does not answer (the code is spent either way)."""
         code = self._flows.redeem_login_code(login_code)
         if code is None:
+            raise InvalidLoginCode()
+        if code.client_challenge is not None and (
+            code_verifier is None
+            or not secrets.compare_digest(s256(code_verifier), code.client_challenge)
+        ):
+            audit.warning(
+                "oidc_login_failed", provider=code.provider, reason="invalid_code_verifier",
+                detail="the login code's sign-in began with another code challenge",
+                linking=False, user_id=code.user_id,
+            )  # fmt: skip
             raise InvalidLoginCode()
         with self._database.session() as db:
             user = repo.get_user(db, user_id=code.user_id)
@@ -275,7 +306,7 @@ class OidcService:
         audit.info("identity_unlinked", provider=name, user_id=user_id)
         return {"provider": name, "unlinked": True}
 
-    def _sign_in(self, name: str, claims: dict[str, Any]) -> str:
+    def _sign_in(self, name: str, claims: dict[str, Any], *, client_challenge: str | None) -> str:
         subject = claims["sub"]
         with self._database.session() as db:
             identity = repo.get_identity(db, provider=name, subject=subject)
@@ -286,7 +317,9 @@ class OidcService:
             created = True
         elif self._require_verified_email and user.email_verified_at is None:
             raise SignInFailed(EMAIL_UNVERIFIED, "the account's own address is not verified")
-        code = self._flows.issue_login_code(user_id=user.id, provider=name)
+        code = self._flows.issue_login_code(
+            user_id=user.id, provider=name, client_challenge=client_challenge
+        )
         audit.info("oidc_login", provider=name, user_id=user.id, created=created)
         metrics.OIDC_LOGINS.labels(
             provider=name, outcome="created" if created else "signed_in"

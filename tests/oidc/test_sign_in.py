@@ -4,6 +4,7 @@ never linked by email alone; state and login codes single use; linking, unlinkin
 last way to sign in; every revocation on a session made this way."""
 
 import base64
+import hashlib
 import json
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -159,6 +160,20 @@ def test_a_login_code_is_single_use(site: Site) -> None:
     for forged in ("", "garbage", f"{int(user_id) + 1}.{secret}", f"{user_id}.{'A' * 43}"):
         response = site.exchange(forged)
         assert (response.status_code, response.json()) == (400, UNKNOWN_CODE), forged
+
+
+def test_a_code_challenge_binds_the_login_code_even_when_not_required(site: Site) -> None:
+    verifier = "v" * 43
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    start = (
+        f"{site.server.url}/oidc/corp/authorize?code_challenge={challenge.rstrip(b'=').decode()}"
+    )
+    code = site.sign_in("corp", CODES, start=start)["login_code"]
+    refused = site.exchange(code)  # no verifier: the front end that began it would have one
+    assert (refused.status_code, refused.json()) == (400, UNKNOWN_CODE)
+    code = site.sign_in("corp", CODES, start=start)["login_code"]
+    traded = site.api.post("/oidc/token", json={"login_code": code, "code_verifier": verifier})
+    assert traded.status_code == 200, traded.text
 
 
 def test_linking_and_the_last_way_to_sign_in(site: Site) -> None:
