@@ -159,15 +159,20 @@ def start_site(
             prefix + "CLIENT_ID": client.client_id,
             prefix + "CLIENT_SECRET": client.client_secret,
         }
-    server = start_server(
-        port=port,
-        OIDC_PROVIDERS=",".join(names),
-        PUBLIC_BASE_URL=base,
-        OIDC_RETURN_URL=RETURN_URL,
-        OIDC_TIMEOUT_SECONDS="1",
-        METRICS_TOKEN=METRICS_TOKEN,
-        **variables,
-        **env,
-    )
+    try:
+        server = start_server(
+            port=port,
+            OIDC_PROVIDERS=",".join(names),
+            PUBLIC_BASE_URL=base,
+            OIDC_RETURN_URL=RETURN_URL,
+            OIDC_TIMEOUT_SECONDS="1",
+            METRICS_TOKEN=METRICS_TOKEN,
+            **variables,
+            **env,
+        )
+    except BaseException:
+        for provider in providers.values():  # a service that did not start leaves none behind
+            provider.stop()
+        raise
     assert urlsplit(server.url).port == port
     return Site(server, providers)
