@@ -17,7 +17,6 @@ in there). The code only counts when the front end of the account that began the
 spends it with that account's token.
 """
 
-import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.common.security import generate_token
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from email_validator import EmailNotValidError, validate_email
 
 from db import repositories as repo
@@ -79,12 +79,6 @@ class Callback:
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def s256(verifier: str) -> str:
-    """RFC 7636's S256: BASE64URL(SHA256(verifier)), unpadded (43 characters)."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def with_query(url: str, **params: str) -> str:
@@ -236,7 +230,9 @@ class OidcService:
             raise InvalidLoginCode()
         if code.client_challenge is not None and (
             code_verifier is None
-            or not secrets.compare_digest(s256(code_verifier), code.client_challenge)
+            or not secrets.compare_digest(
+                create_s256_code_challenge(code_verifier), code.client_challenge
+            )
         ):
             audit.warning(
                 "oidc_login_failed", provider=code.provider, reason="invalid_code_verifier",
