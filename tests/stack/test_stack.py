@@ -5,6 +5,7 @@ stop and recreate its containers, and each leaves it healthy for the next but th
 
 import json
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -303,16 +304,25 @@ def test_a_frozen_database_is_refused_fast_and_recovers_by_itself(stack: Stack) 
     url = stack.url
     user = register_and_login(url)
     stack.compose("pause", "db")  # it accepts connections and answers nothing
+
+    def refused() -> float:
+        started = time.monotonic()
+        down = check_response(requests.get(f"{url}/tasks", headers=user.auth, timeout=30), 503)
+        assert down == {"detail": "Database unavailable"}
+        return time.monotonic() - started
+
     try:
         # The first requests each wait out the bound on a round trip
         # (DB_STATEMENT_TIMEOUT_MS + 1 s) until every worker's circuit is open; from then on
-        # the answer is immediate, but for one trial per worker every 0.5 s (half-open).
-        timings: list[float] = []
-        while len(timings) < 12 and not (len(timings) >= 3 and max(timings[-3:]) < 0.5):
-            started = time.monotonic()
-            down = check_response(requests.get(f"{url}/tasks", headers=user.auth, timeout=30), 503)
-            timings.append(time.monotonic() - started)
-            assert down == {"detail": "Database unavailable"}
+        # each worker lets one trial through every 0.5 s (half-open) and refuses every other
+        # request at once. The traffic comes in bursts of 8, as a service's does: a lone
+        # client taking turns between the two workers can meet a trial on almost every
+        # request (each trial lasts the bound, by which time the other worker's half-open
+        # timer has run out), which says nothing of what most requests get.
+        bursts: list[list[float]] = []
+        with ThreadPoolExecutor(8) as pool:
+            while len(bursts) < 6 and not (bursts and statistics.median(bursts[-1]) < 0.5):
+                bursts.append(list(pool.map(lambda _: refused(), range(8))))
         started = time.monotonic()
         ready = check_response(requests.get(f"{url}/health/ready", timeout=30), 503)
         assert ready["checks"] == {"postgresql": "unavailable", "redis": "ok"}
@@ -322,7 +332,8 @@ def test_a_frozen_database_is_refused_fast_and_recovers_by_itself(stack: Stack) 
         # Recovered before anything is asserted, so the next scenarios find the stack well.
         wait_for_status(f"{url}/tasks", 200, headers=user.auth, seconds=15)
         stack.wait_until_healthy()
-    assert max(timings) < 8 and max(timings[-3:]) < 0.5, timings
+    timings = [seconds for burst in bursts for seconds in burst]
+    assert max(timings) < 8 and statistics.median(bursts[-1]) < 0.5, bursts
 
 
 def test_users_tasks_and_sessions_survive_down_and_up(stack: Stack) -> None:
