@@ -332,8 +332,13 @@ def test_a_frozen_database_is_refused_fast_and_recovers_by_itself(stack: Stack) 
         # Recovered before anything is asserted, so the next scenarios find the stack well.
         wait_for_status(f"{url}/tasks", 200, headers=user.auth, seconds=15)
         stack.wait_until_healthy()
-    timings = [seconds for burst in bursts for seconds in burst]
-    assert max(timings) < 8 and statistics.median(bursts[-1]) < 0.5, bursts
+    # The first burst also queues behind its own requests: two request threads per worker,
+    # each held ~6 s (measured) by the bounded steps of a first meeting with the hung server.
+    # After it, no request waits more than such a meeting, and most not at all.
+    first, *later = bursts
+    assert max(first) < 15, bursts
+    assert all(max(burst) < 8 for burst in later), bursts
+    assert statistics.median(bursts[-1]) < 0.5, bursts
 
 
 def test_users_tasks_and_sessions_survive_down_and_up(stack: Stack) -> None:
